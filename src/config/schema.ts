@@ -1,37 +1,84 @@
 /**
  * The agent's configuration file, as a zod schema. Every key has a default
  * where the agent can choose one; unknown keys are errors (strict objects).
+ *
+ * Messages of our own start with "expected …" and name no value: the loader
+ * (`load.ts`) prefixes the key path and appends what it found, e.g.
+ * `storage.retention: expected a duration such as "30s", …, got "1 hour"`.
  */
 import { z } from "zod";
 import { hostname } from "node:os";
+import { parseDuration } from "./duration.ts";
 
-/** "host:port" with a port number 1-65535. */
-const listenAddress = z.string().regex(
-  /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})$/,
-  'expected "host:port", e.g. "127.0.0.1:4318"',
-).refine((s) => {
-  const port = Number(s.slice(s.lastIndexOf(":") + 1));
-  return port >= 1 && port <= 65535;
-}, "port must be 1-65535");
+/** "host:port": a host name, IPv4 address or [IPv6] address, and a port 1-65535. */
+const listenAddress = z.string().superRefine((text, ctx) => {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})$/.exec(
+    text,
+  );
+  if (match === null) {
+    ctx.addIssue({
+      code: "custom",
+      message: 'expected "host:port", e.g. "127.0.0.1:4318"',
+    });
+  } else if (!isPort(Number(match[2]))) {
+    ctx.addIssue({
+      code: "custom",
+      message: "expected a port from 1 to 65535",
+    });
+  }
+});
 
-/** A duration such as "90s", "15m", "1h", "7d" (also "1h30m"). */
-const duration = z.string().regex(
-  /^([0-9]+(ms|s|m|h|d))+$/,
-  'expected a duration such as "30s", "15m", "1h" or "2d"',
+const DURATION_HINT = 'expected a duration such as "30s", "15m", "1h" or "2d"';
+
+/** A duration such as "90s", "15m", "1h", "7d" (also "1h30m"); see `duration.ts`. */
+const duration = z.string({ invalid_type_error: DURATION_HINT }).superRefine(
+  (text, ctx) => {
+    let ms: number;
+    try {
+      ms = parseDuration(text);
+    } catch {
+      ctx.addIssue({ code: "custom", message: DURATION_HINT });
+      return;
+    }
+    if (ms === 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: "expected a duration longer than 0",
+      });
+    }
+  },
+);
+
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+/** "8080", "80,443", "8000-8999" or a mix: every port 1-65535, ranges low-high. */
+function isPortSpec(text: string): boolean {
+  return /^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$/.test(text) &&
+    text.split(",").every((item) => {
+      const [low, high = low] = item.split("-").map(Number);
+      return isPort(low!) && isPort(high!) && low! <= high!;
+    });
+}
+
+const PORT_HINT =
+  'expected a port from 1 to 65535, a list "80,443" or a range "8000-8999"';
+
+const nonEmpty = z.string().min(1, "expected a non-empty string");
+const positiveInt = z.number().int().positive(
+  "expected a whole number greater than 0",
 );
 
 const serviceSelector = z.object({
-  name: z.string().min(1),
+  name: nonEmpty,
   open_port: z.union([
-    z.number().int().min(1).max(65535),
-    z.string().regex(
-      /^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$/,
-      'expected a port, a list "80,443" or a range "8000-8999"',
-    ),
-  ]).optional(),
-  exe_path: z.string().min(1).optional(),
-  k8s_namespace: z.string().min(1).optional(),
-  k8s_pod_name: z.string().min(1).optional(),
+    z.number().int(PORT_HINT).min(1, PORT_HINT).max(65535, PORT_HINT),
+    z.string().refine(isPortSpec, PORT_HINT),
+  ], { errorMap: () => ({ message: PORT_HINT }) }).optional(),
+  exe_path: nonEmpty.optional(),
+  k8s_namespace: nonEmpty.optional(),
+  k8s_pod_name: nonEmpty.optional(),
   k8s_pod_label: z.record(z.string(), z.string()).optional(),
 }).strict();
 
@@ -44,7 +91,12 @@ export const beylaSchema = z.object({
     http: z.object({
       enabled: z.boolean().default(true),
       capture_headers: z.boolean().default(false),
-      route_patterns: z.array(z.string().startsWith("/")).default([]),
+      route_patterns: z.array(
+        z.string().startsWith(
+          "/",
+          'expected a path starting with "/", e.g. "/api/v1/users/:id"',
+        ),
+      ).default([]),
     }).strict().default({}),
     grpc: z.object({ enabled: z.boolean().default(true) }).strict().default(
       {},
@@ -62,31 +114,37 @@ export const beylaSchema = z.object({
   }).strict().default({}),
   attributes: z.record(z.string(), z.string()).default({}),
   sampling: z.object({
-    rate: z.number().min(0).max(1).default(1),
+    rate: z.number()
+      .min(0, "expected a number from 0 to 1")
+      .max(1, "expected a number from 0 to 1")
+      .default(1),
   }).strict().default({}),
   limits: z.object({
-    max_traced_connections: z.number().int().positive().default(10000),
-    ring_buffer_size: z.number().int().positive().default(16 * 1024 * 1024),
+    max_traced_connections: positiveInt.default(10000),
+    ring_buffer_size: positiveInt.default(16 * 1024 * 1024),
   }).strict().default({}),
-  storage_retention_hours: z.number().positive().optional(),
-  otlp_endpoint: z.string().min(1).optional(),
+  storage_retention_hours: z.number()
+    .positive("expected a number of hours greater than 0")
+    .max(876_000, "expected at most 876000 hours (100 years)")
+    .optional(),
+  otlp_endpoint: nonEmpty.optional(),
 }).strict();
 
 export const configSchema = z.object({
   agent: z.object({
-    id: z.string().min(1).default(hostname()),
+    id: nonEmpty.default(hostname()),
     api_listen: listenAddress.default("127.0.0.1:9001"),
   }).strict().default({}),
   storage: z.object({
-    path: z.string().min(1).default("./data/coral-agent.duckdb"),
+    path: nonEmpty.default("./data/coral-agent.duckdb"),
     retention: duration.default("1h"),
   }).strict().default({}),
   otlp: z.object({
     enabled: z.boolean().default(true),
     grpc_listen: listenAddress.default("127.0.0.1:4317"),
     http_listen: listenAddress.default("127.0.0.1:4318"),
-    max_body_bytes: z.number().int().positive().default(16 * 1024 * 1024),
-    bearer_token: z.string().min(1).optional(),
+    max_body_bytes: positiveInt.default(16 * 1024 * 1024),
+    bearer_token: nonEmpty.optional(),
   }).strict().default({}),
   beyla: beylaSchema.default({}),
 }).strict();
