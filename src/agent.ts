@@ -1,0 +1,128 @@
+/**
+ * All wiring in one place: configuration → store → OTLP pipeline →
+ * receivers, and the query API over the store. Start order is the data's
+ * direction read backwards; shutdown is the reverse, so nothing accepted
+ * is left unflushed.
+ */
+import type { AgentConfig } from "./config/schema.ts";
+import { describeConfig, retentionMs } from "./config/load.ts";
+import { Counters } from "./model/counters.ts";
+import type { Logger } from "./log.ts";
+import { DuckDbStore } from "./store/store.ts";
+import { OtlpPipeline } from "./receive/otlp/pipeline.ts";
+import { OtlpHttpReceiver } from "./receive/otlp/http_receiver.ts";
+import { OtlpGrpcReceiver } from "./receive/otlp/grpc_receiver.ts";
+import { QueryApiServer } from "./serve/query_api.ts";
+import { StoreQueryBackend } from "./serve/store_backend.ts";
+
+export interface AgentOptions {
+  log: Logger;
+  configPath?: string;
+}
+
+interface Component {
+  shutdown(): Promise<void>;
+}
+
+export class Agent {
+  readonly counters = new Counters();
+  readonly receivers: Record<string, { listen: string }> = {};
+  #components: Component[] = [];
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: AgentConfig,
+    private readonly options: AgentOptions,
+  ) {}
+
+  static async start(config: AgentConfig, options: AgentOptions): Promise<Agent> {
+    const agent = new Agent(config, options);
+    try {
+      await agent.#start();
+    } catch (error) {
+      await agent.shutdown();
+      throw error;
+    }
+    return agent;
+  }
+
+  async #start(): Promise<void> {
+    const { config, counters } = this;
+    const log = this.options.log;
+    const store = await DuckDbStore.open(config.storage.path, {
+      agentId: config.agent.id,
+      counters,
+    });
+    this.#components.push(store);
+    store.startRetention(retentionMs(config));
+    log.info("storage open", {
+      path: config.storage.path,
+      session_id: store.sessionId,
+    });
+
+    if (config.otlp.enabled) {
+      const handler = new OtlpPipeline({
+        beyla: config.beyla,
+        counters,
+        sink: store,
+      });
+      const common = {
+        maxBodyBytes: config.otlp.max_body_bytes,
+        bearerToken: config.otlp.bearer_token,
+        handler,
+        counters,
+      };
+      const http = new OtlpHttpReceiver({
+        ...common,
+        listen: config.otlp.http_listen,
+      });
+      await http.start();
+      this.#components.unshift(http);
+      this.receivers.otlp_http = { listen: http.address };
+      const grpc = new OtlpGrpcReceiver({
+        ...common,
+        listen: config.otlp.grpc_listen,
+      });
+      await grpc.start();
+      this.#components.unshift(grpc);
+      this.receivers.otlp_grpc = { listen: grpc.address };
+    }
+
+    const startedAt = Date.now();
+    const api = new QueryApiServer(
+      config.agent.api_listen,
+      new StoreQueryBackend(store, {
+        live: {
+          agentId: config.agent.id,
+          startedAt,
+          counters,
+          receivers: this.receivers,
+          config: describeConfig(config).split("\n"),
+        },
+      }),
+    );
+    await api.start();
+    this.#components.unshift(api);
+    this.receivers.query_api = { listen: api.address };
+    log.info("agent running", {
+      id: config.agent.id,
+      ...Object.fromEntries(
+        Object.entries(this.receivers).map(([k, v]) => [k, v.listen]),
+      ),
+    });
+  }
+
+  /** Stops receivers first, then flushes and closes storage. Safe twice. */
+  shutdown(): Promise<void> {
+    this.#stopping ??= (async () => {
+      for (const component of this.#components) {
+        try {
+          await component.shutdown();
+        } catch (error) {
+          this.options.log.error("shutdown failed", { error: String(error) });
+        }
+      }
+    })();
+    return this.#stopping;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * What the CLI can ask, whether it asks a running agent over HTTP or
+ * reads a stopped agent's database file. The query API serves exactly this.
+ */
+import type { TreeTrace } from "../cli/trace_tree.ts";
+
+export type RedKind = "http" | "grpc" | "sql";
+
+export interface RedQuery {
+  kind: RedKind;
+  service?: string;
+  /** Length of the window ending now, in ms. */
+  sinceMs: number;
+  route?: string;
+  side: "server" | "client";
+}
+
+/** A JSON row of `query http|grpc|sql`; fields as the README documents. */
+export type RedRow = Record<string, unknown> & {
+  requests: number;
+  errors: number;
+};
+
+export interface RedAnswer {
+  kind: RedKind;
+  since_ms: number;
+  side: "server" | "client";
+  rows: RedRow[];
+  total: RedRow;
+}
+
+export interface TraceQuery {
+  service?: string;
+  traceId?: string;
+  sinceMs: number;
+  minDurationMs?: number;
+  limit: number;
+}
+
+export interface TraceAnswer {
+  traces: (TreeTrace & { spans: Record<string, unknown>[] })[];
+}
+
+export interface StatusReport {
+  version: string;
+  /** "agent" when a running agent answered, "database" for `--db`. */
+  source: "agent" | "database";
+  agent_id?: string;
+  uptime_s?: number;
+  config?: string[];
+  receivers?: Record<string, { listen: string }>;
+  counters: Record<string, number>;
+  storage: Record<string, unknown>;
+}
+
+export interface QueryBackend {
+  red(query: RedQuery): Promise<RedAnswer>;
+  traces(query: TraceQuery): Promise<TraceAnswer>;
+  status(): Promise<StatusReport>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+/** The command line as a user meets it: help, usage errors, no agent. */
+import assert from "node:assert/strict";
+import { freePort, runCli } from "./support/agent_process.ts";
+
+Deno.test("--help lists the commands; each command has its own help", async () => {
+  const main = await runCli(["--help"]);
+  assert.equal(main.code, 0);
+  for (const command of ["run", "validate", "query", "status"]) {
+    assert.match(main.stdout, new RegExp(`coral-agent ${command}`));
+    const own = await runCli([command, "--help"]);
+    assert.equal(own.code, 0, `${command} --help`);
+    assert.match(own.stdout, /Usage:/);
+  }
+});
+
+Deno.test("version prints the version", async () => {
+  const result = await runCli(["version"]);
+  assert.equal(result.code, 0);
+  assert.match(result.stdout, /^coral-agent \d+\.\d+\.\d+\n$/);
+});
+
+Deno.test("usage errors are one line and exit 2", async () => {
+  for (
+    const args of [
+      ["frobnicate"],
+      ["query"],
+      ["query", "http", "--since", "soon"],
+      ["query", "http", "--format", "xml"],
+      ["query", "http", "--bogus"],
+      ["run"],
+    ]
+  ) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, args.join(" "));
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assert.match(result.stderr, /^coral-agent: /);
+  }
+});
+
+Deno.test("without a reachable agent the CLI says so in one line, exit 1", async () => {
+  const url = `http://127.0.0.1:${freePort()}`;
+  for (const args of [["query", "http"], ["query", "traces"], ["status"]]) {
+    const result = await runCli([...args, "--agent", url]);
+    assert.equal(result.code, 1);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0]!, new RegExp(`cannot reach the agent at ${url}`));
+  }
+});
+
+Deno.test("an invalid config file: one line per problem, exit 2, no stack trace", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/bad.yaml`;
+  await Deno.writeTextFile(path, "agent:\n  idd: x\notlp:\n  max_body_bytes: lots\n");
+  for (const command of ["validate", "run"]) {
+    const result = await runCli([command, "--config", path]);
+    assert.equal(result.code, 2, command);
+    assert.doesNotMatch(result.stderr, /\bat .*\.ts:\d+/);
+    assert.match(result.stderr, /agent\.idd: unknown key/);
+    assert.match(result.stderr, /otlp\.max_body_bytes: /);
+  }
+  await Deno.remove(dir, { recursive: true });
+});

@@ -1,0 +1,176 @@
+/**
+ * Runs the real agent (`main.ts run`) as a child process for end-to-end
+ * tests, on free loopback ports and a temporary database, and runs the real
+ * CLI against it.
+ */
+import { stringify } from "yaml";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+export interface AgentProcessOptions {
+  /** Extra configuration merged over the defaults of the test agent. */
+  config?: Record<string, unknown>;
+  /** Reuse this directory (and its database) instead of a new one. */
+  dir?: string;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class AgentProcess {
+  #child: Deno.ChildProcess | undefined;
+  #stderr = "";
+  #stderrDone: Promise<void> | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly configPath: string,
+    readonly ports: { api: number; http: number; grpc: number },
+  ) {}
+
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.ports.api}`;
+  }
+  get httpUrl(): string {
+    return `http://127.0.0.1:${this.ports.http}`;
+  }
+  get grpcAddress(): string {
+    return `127.0.0.1:${this.ports.grpc}`;
+  }
+  get dbPath(): string {
+    return `${this.dir}/agent.duckdb`;
+  }
+  /** The agent's process id. */
+  get pid(): number {
+    if (!this.#child) throw new Error("agent is not running");
+    return this.#child.pid;
+  }
+  /** What the agent wrote to stderr so far. */
+  get log(): string {
+    return this.#stderr;
+  }
+
+  static async start(options: AgentProcessOptions = {}): Promise<AgentProcess> {
+    const dir = options.dir ?? await Deno.makeTempDir({ prefix: "coral-agent-test-" });
+    const ports = { api: freePort(), http: freePort(), grpc: freePort() };
+    const base: Record<string, Record<string, unknown>> = {
+      agent: { id: "test-agent", api_listen: `127.0.0.1:${ports.api}` },
+      storage: { path: `${dir}/agent.duckdb`, retention: "1h" },
+      otlp: {
+        http_listen: `127.0.0.1:${ports.http}`,
+        grpc_listen: `127.0.0.1:${ports.grpc}`,
+      },
+    };
+    for (const [section, values] of Object.entries(options.config ?? {})) {
+      base[section] = { ...base[section], ...(values as object) };
+    }
+    const configPath = `${dir}/agent.yaml`;
+    await Deno.writeTextFile(configPath, stringify(base));
+    const agent = new AgentProcess(dir, configPath, ports);
+    await agent.#spawn();
+    return agent;
+  }
+
+  async #spawn(): Promise<void> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "run", "--config", this.configPath],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    this.#child = child;
+    this.#stderr = "";
+    this.#stderrDone = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) {
+        this.#stderr += decoder.decode(chunk, { stream: true });
+      }
+    })();
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      try {
+        const response = await fetch(`${this.apiUrl}/healthz`);
+        await response.body?.cancel();
+        if (response.ok) return;
+      } catch { /* not up yet */ }
+      const exited = await Promise.race([
+        child.status.then((s) => s),
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 100)),
+      ]);
+      if (exited) {
+        await this.#stderrDone;
+        throw new Error(`agent exited with ${exited.code}:\n${this.#stderr}`);
+      }
+    }
+    throw new Error(`agent did not answer within 60s:\n${this.#stderr}`);
+  }
+
+  /** Stops with `signal` and waits; returns the exit code. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<number> {
+    const child = this.#child;
+    if (!child) return 0;
+    this.#child = undefined;
+    try {
+      child.kill(signal);
+    } catch { /* already gone */ }
+    const status = await child.status;
+    await this.#stderrDone;
+    return status.code;
+  }
+
+  /** Starts the agent again on the same directory, database and ports. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.#spawn();
+  }
+
+  /** Runs `coral-agent ARGS` (the real CLI) pointed at this agent. */
+  cli(...args: string[]): Promise<CliResult> {
+    return runCli([...args, "--agent", this.apiUrl]);
+  }
+
+  /** `query KIND ... --format json`, parsed. */
+  async queryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+    const result = await this.cli("query", ...args, "--format", "json");
+    if (result.code !== 0) {
+      throw new Error(`query ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+    }
+    return JSON.parse(result.stdout) as T;
+  }
+
+  async statusJson(): Promise<{ counters: Record<string, number>; storage: Record<string, unknown> }> {
+    const result = await this.cli("status", "--format", "json");
+    if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
+    return JSON.parse(result.stdout);
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Runs the CLI as a separate process, exactly as a user would. */
+export async function runCli(args: string[]): Promise<CliResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
