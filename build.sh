@@ -17,11 +17,14 @@ log "type-checking"
 deno check main.ts >&2
 log "installing dependencies"
 deno install --quiet >&2
+log "building BPF objects"
+bash ffi/bpf/build.sh
 
 rm -rf "$out"
 mkdir -p "$out/app"
 cp -r main.ts deno.json deno.lock src "$out/app/"
-[ -d ffi ] && cp -r ffi "$out/app/"
+cp -r ffi "$out/app/"
+rm -rf "$out/app/ffi/bpf/vmlinux.h" "$out/app/ffi/bpf/out"
 cp -rL node_modules "$out/app/node_modules"
 cp "$(command -v deno)" "$out/deno"
 cat > "$out/coral-agent" <<'LAUNCHER'
@@ -41,5 +44,5 @@ log "built $out ($(du -sh "$out" | cut -f1)) and dist/coral-agent.tar.gz"
 
 if [ -n "${DENORT_BIN:-}" ]; then
   log "compiling the single executable with DENORT_BIN=$DENORT_BIN"
-  deno compile -A --output dist/coral-agent-bin main.ts >&2
+  deno compile -A --include ffi/bpf/objects.gen.ts --output dist/coral-agent-bin main.ts >&2
 fi

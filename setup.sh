@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DENO_VERSION=2.9.6
-APT_PACKAGES=(curl ca-certificates)
+APT_PACKAGES=(curl ca-certificates clang-16 llvm-16 bpftool libbpf-dev libelf-dev zlib1g-dev)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -27,4 +27,12 @@ fi
 
 log "installing npm dependencies"
 deno install --quiet >&2
+# eBPF: libbpf reads tracepoint ids from tracefs; mounting needs root.
+if [ ! -d /sys/kernel/tracing/events ] && [ "$(id -u)" = 0 ]; then
+  log "mounting tracefs"
+  mount -t tracefs nodev /sys/kernel/tracing || log "could not mount tracefs: eBPF tests will skip"
+fi
+log "building BPF objects"
+bash ffi/bpf/build.sh
+
 log "ready: $(deno --version | head -n1)"

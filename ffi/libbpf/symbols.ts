@@ -1,0 +1,225 @@
+/**
+ * Every native function coral-agent calls, declared once: libbpf (libbpf.so.1,
+ * 1.1+) and the few libc functions around it. The C signature sits beside each
+ * entry; wrappers in this folder are the only callers.
+ *
+ * Conventions of libbpf 1.x: functions returning `int` return a negative errno
+ * on failure (and set errno); functions returning a pointer return NULL and
+ * set errno, read with `__errno_location()` right after the call.
+ *
+ * @module
+ */
+
+/** libbpf.so.1 */
+export const LIBBPF_SYMBOLS = {
+  // libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
+  // typedef int (*libbpf_print_fn_t)(enum libbpf_print_level level, const char *fmt, va_list ap);
+  libbpf_set_print: { parameters: ["function"], result: "pointer" },
+  // int libbpf_probe_bpf_prog_type(enum bpf_prog_type prog_type, const void *opts);
+  libbpf_probe_bpf_prog_type: { parameters: ["u32", "pointer"], result: "i32" },
+
+  // struct bpf_object *bpf_object__open_mem(const void *obj_buf, size_t obj_buf_sz,
+  //                                         const struct bpf_object_open_opts *opts);
+  bpf_object__open_mem: {
+    parameters: ["buffer", "usize", "buffer"],
+    result: "pointer",
+  },
+  // int bpf_object__load(struct bpf_object *obj);
+  bpf_object__load: { parameters: ["pointer"], result: "i32" },
+  // void bpf_object__close(struct bpf_object *obj);
+  bpf_object__close: { parameters: ["pointer"], result: "void" },
+  // struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
+  bpf_object__find_program_by_name: {
+    parameters: ["pointer", "buffer"],
+    result: "pointer",
+  },
+  // struct bpf_program *bpf_object__next_program(const struct bpf_object *obj, struct bpf_program *prog);
+  bpf_object__next_program: {
+    parameters: ["pointer", "pointer"],
+    result: "pointer",
+  },
+  // struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
+  bpf_object__find_map_by_name: {
+    parameters: ["pointer", "buffer"],
+    result: "pointer",
+  },
+  // int bpf_object__find_map_fd_by_name(const struct bpf_object *obj, const char *name);
+  bpf_object__find_map_fd_by_name: {
+    parameters: ["pointer", "buffer"],
+    result: "i32",
+  },
+
+  // const char *bpf_program__name(const struct bpf_program *prog);
+  bpf_program__name: { parameters: ["pointer"], result: "pointer" },
+  // const char *bpf_program__section_name(const struct bpf_program *prog);
+  bpf_program__section_name: { parameters: ["pointer"], result: "pointer" },
+  // struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+  bpf_program__attach: { parameters: ["pointer"], result: "pointer" },
+  // struct bpf_link *bpf_program__attach_tracepoint(const struct bpf_program *prog,
+  //                                                 const char *tp_category, const char *tp_name);
+  bpf_program__attach_tracepoint: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "pointer",
+  },
+  // struct bpf_link *bpf_program__attach_uprobe_opts(const struct bpf_program *prog, pid_t pid,
+  //     const char *binary_path, size_t func_offset, const struct bpf_uprobe_opts *opts);
+  bpf_program__attach_uprobe_opts: {
+    parameters: ["pointer", "i32", "buffer", "usize", "buffer"],
+    result: "pointer",
+  },
+  // int bpf_link__destroy(struct bpf_link *link);
+  bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
+
+  // int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
+  bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" },
+  // __u32 bpf_map__max_entries(const struct bpf_map *map);
+  bpf_map__max_entries: { parameters: ["pointer"], result: "u32" },
+  // int bpf_map__fd(const struct bpf_map *map);
+  bpf_map__fd: { parameters: ["pointer"], result: "i32" },
+  // __u32 bpf_map__key_size(const struct bpf_map *map);
+  bpf_map__key_size: { parameters: ["pointer"], result: "u32" },
+  // __u32 bpf_map__value_size(const struct bpf_map *map);
+  bpf_map__value_size: { parameters: ["pointer"], result: "u32" },
+  // const void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);
+  bpf_map__initial_value: {
+    parameters: ["pointer", "buffer"],
+    result: "pointer",
+  },
+  // int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
+  bpf_map__set_initial_value: {
+    parameters: ["pointer", "buffer", "usize"],
+    result: "i32",
+  },
+
+  // int bpf_map_create(enum bpf_map_type map_type, const char *map_name, __u32 key_size,
+  //                    __u32 value_size, __u32 max_entries, const struct bpf_map_create_opts *opts);
+  bpf_map_create: {
+    parameters: ["u32", "buffer", "u32", "u32", "u32", "pointer"],
+    result: "i32",
+  },
+  // int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
+  bpf_map_update_elem: {
+    parameters: ["i32", "buffer", "buffer", "u64"],
+    result: "i32",
+  },
+  // int bpf_map_lookup_elem(int fd, const void *key, void *value);
+  bpf_map_lookup_elem: {
+    parameters: ["i32", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int bpf_map_delete_elem(int fd, const void *key);
+  bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
+
+  // struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx,
+  //                                      const struct ring_buffer_opts *opts);
+  // typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
+  ring_buffer__new: {
+    parameters: ["i32", "function", "pointer", "pointer"],
+    result: "pointer",
+  },
+  // int ring_buffer__poll(struct ring_buffer *rb, int timeout_ms);
+  // Runs on a helper thread; sample_cb is then called from that thread.
+  ring_buffer__poll: {
+    parameters: ["pointer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // int ring_buffer__consume(struct ring_buffer *rb);
+  ring_buffer__consume: { parameters: ["pointer"], result: "i32" },
+  // int ring_buffer__epoll_fd(const struct ring_buffer *rb);
+  ring_buffer__epoll_fd: { parameters: ["pointer"], result: "i32" },
+  // void ring_buffer__free(struct ring_buffer *rb);
+  ring_buffer__free: { parameters: ["pointer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** libc.so.6 */
+export const LIBC_SYMBOLS = {
+  // int *__errno_location(void);
+  __errno_location: { parameters: [], result: "pointer" },
+  // char *strerror(int errnum);
+  strerror: { parameters: ["i32"], result: "pointer" },
+  // int vsnprintf(char *str, size_t size, const char *format, va_list ap);
+  vsnprintf: {
+    parameters: ["buffer", "usize", "pointer", "pointer"],
+    result: "i32",
+  },
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
+  // int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
+  // Runs on a helper thread: waits for ring buffer data without blocking JS.
+  epoll_wait: {
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened libraries' symbols. */
+export interface Native {
+  readonly bpf: Deno.DynamicLibrary<typeof LIBBPF_SYMBOLS>["symbols"];
+  readonly libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+}
+
+let native: Native | undefined;
+
+/**
+ * Opens libbpf.so.1 and libc.so.6 on first use (needs `--allow-ffi`); later
+ * calls return the same symbols. Libraries stay open for the process' life.
+ *
+ * @throws Error "Cannot load libbpf.so.1: …" when the library or permission is missing.
+ */
+export function nativeSymbols(): Native {
+  if (native) return native;
+  const bpf = open(
+    "libbpf.so.1",
+    LIBBPF_SYMBOLS,
+    "install libbpf1 (apt-get install -y libbpf1)",
+  );
+  const libc = open("libc.so.6", LIBC_SYMBOLS, "glibc is required");
+  native = { bpf: bpf.symbols, libc: libc.symbols };
+  return native;
+}
+
+function open<S extends Deno.ForeignLibraryInterface>(
+  path: string,
+  symbols: S,
+  hint: string,
+): Deno.DynamicLibrary<S> {
+  try {
+    return Deno.dlopen(path, symbols);
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw new Error(`Cannot load ${path}: ${detail} (${hint})`, { cause });
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Bytes that stay put: a typed array over its own ArrayBuffer lives outside
+ * V8's heap, so its address may be stored in a C struct or used by a call on
+ * another thread (small `new Uint8Array(n)` may live in the heap and move).
+ */
+export function pinnedBytes(size: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(new ArrayBuffer(size));
+}
+
+/** A NUL-terminated copy of `s` for a `const char *` parameter (pinned). */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = pinnedBytes(s.length * 3 + 1);
+  const { written } = encoder.encodeInto(s, bytes);
+  return bytes.subarray(0, written + 1);
+}
+
+/** Reads a NUL-terminated C string; "" for NULL. */
+export function readCString(ptr: Deno.PointerValue): string {
+  if (ptr === null) return "";
+  return Deno.UnsafePointerView.getCString(ptr);
+}
+
+/** Decodes bytes up to the first NUL. */
+export function decodeCString(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0);
+  return decoder.decode(end < 0 ? bytes : bytes.subarray(0, end));
+}
