@@ -2,7 +2,7 @@
  * The command line: parses argv, runs one command, returns the exit code
  * (0 success, 1 failure, 2 bad usage or configuration). `main.ts` exits.
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import { parseDuration } from "../config/duration.ts";
 import { VERSION } from "../version.ts";
@@ -66,12 +66,14 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-function parse<T extends Parameters<typeof parseArgs>[0]["options"]>(
-  args: string[],
-  options: T,
-) {
+function parse<T extends ParseArgsOptionsConfig>(args: string[], options: T) {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>({
+      args,
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     throw new UsageError((error as Error).message.split(". ")[0]!);
   }

@@ -2,9 +2,11 @@
 import type { RedAnswer, RedKind, RedRow } from "../serve/query_backend.ts";
 import { type Column, renderTable } from "./table.ts";
 
-const text = (key: string) => (row: RedRow) => String(row[key] ?? "");
+const field = (row: RedRow, key: string): unknown =>
+  (row as unknown as Record<string, unknown>)[key];
+const text = (key: string) => (row: RedRow) => String(field(row, key) ?? "");
 const num = (key: string, digits = 0) => (row: RedRow) => {
-  const value = row[key];
+  const value = field(row, key);
   return typeof value === "number" ? value.toFixed(digits) : "-";
 };
 const right = (header: string, value: (row: RedRow) => string) => ({
@@ -51,7 +53,7 @@ export function renderRedTable(answer: RedAnswer): string {
     right("P50 ms", num("p50_ms", 2)),
     right("P95 ms", num("p95_ms", 2)),
     right("P99 ms", num("p99_ms", 2)),
-    { header: breakdown.header, value: (row) => breakdownText(row[breakdown.key]) },
+    { header: breakdown.header, value: (row) => breakdownText(field(row, breakdown.key)) },
   ];
   if (answer.rows.length === 0) {
     return `no ${answer.kind} ${answer.side} data in the last ${

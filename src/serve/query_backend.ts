@@ -2,7 +2,12 @@
  * What the CLI can ask, whether it asks a running agent over HTTP or
  * reads a stopped agent's database file. The query API serves exactly this.
  */
-import type { TreeTrace } from "../cli/trace_tree.ts";
+import type {
+  GrpcRedRow,
+  HttpRedRow,
+  SqlRedRow,
+  TraceRow,
+} from "../store/queries.ts";
 
 export type RedKind = "http" | "grpc" | "sql";
 
@@ -16,10 +21,7 @@ export interface RedQuery {
 }
 
 /** A JSON row of `query http|grpc|sql`; fields as the README documents. */
-export type RedRow = Record<string, unknown> & {
-  requests: number;
-  errors: number;
-};
+export type RedRow = HttpRedRow | GrpcRedRow | SqlRedRow;
 
 export interface RedAnswer {
   kind: RedKind;
@@ -38,7 +40,7 @@ export interface TraceQuery {
 }
 
 export interface TraceAnswer {
-  traces: (TreeTrace & { spans: Record<string, unknown>[] })[];
+  traces: TraceRow[];
 }
 
 export interface StatusReport {

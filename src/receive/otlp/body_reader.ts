@@ -15,7 +15,12 @@ export async function readLimitedBody(
   if (!request.body) return new Uint8Array(0);
   let stream: ReadableStream<Uint8Array> = request.body;
   if (encoding === "gzip") {
-    stream = stream.pipeThrough(new DecompressionStream("gzip"));
+    stream = stream.pipeThrough(
+      new DecompressionStream("gzip") as unknown as ReadableWritablePair<
+        Uint8Array,
+        Uint8Array
+      >,
+    );
   } else if (encoding !== "identity" && encoding !== "") {
     throw new OtlpRequestError(
       "unsupported_media_type",

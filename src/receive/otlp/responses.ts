@@ -4,7 +4,11 @@
  * protobuf or JSON as the request was.
  */
 import protobuf from "protobufjs";
-import type { ExportOutcome, OtlpFormat, OtlpSignal } from "./export_handler.ts";
+import type {
+  ExportOutcome,
+  OtlpFormat,
+  OtlpSignal,
+} from "./export_handler.ts";
 
 const REJECTED_FIELD: Record<OtlpSignal, string> = {
   traces: "rejectedSpans",
@@ -19,7 +23,7 @@ export function encodeExportResponse(
   signal: OtlpSignal,
   outcome: ExportOutcome,
   format: OtlpFormat,
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const partial = outcome.rejected > 0 || outcome.errorMessage !== "";
   if (format === "json") {
     const body = partial
@@ -36,7 +40,8 @@ export function encodeExportResponse(
   const inner = protobuf.Writer.create();
   if (outcome.rejected > 0) inner.uint32(8).int64(outcome.rejected);
   if (outcome.errorMessage) inner.uint32(18).string(outcome.errorMessage);
-  return protobuf.Writer.create().uint32(10).bytes(inner.finish()).finish();
+  return protobuf.Writer.create().uint32(10).bytes(inner.finish())
+    .finish() as Uint8Array<ArrayBuffer>;
 }
 
 /** `google.rpc.Status { code = 1; message = 2 }`. */
@@ -44,12 +49,14 @@ export function encodeStatus(
   grpcCode: number,
   message: string,
   format: OtlpFormat,
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   if (format === "json") {
-    return new TextEncoder().encode(JSON.stringify({ code: grpcCode, message }));
+    return new TextEncoder().encode(
+      JSON.stringify({ code: grpcCode, message }),
+    );
   }
   const writer = protobuf.Writer.create();
   if (grpcCode !== 0) writer.uint32(8).int32(grpcCode);
   if (message) writer.uint32(18).string(message);
-  return writer.finish();
+  return writer.finish() as Uint8Array<ArrayBuffer>;
 }

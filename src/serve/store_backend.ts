@@ -1,0 +1,112 @@
+/**
+ * Answers the CLI's questions from a DuckDB store: inside the running agent
+ * (with its live counters) and for `--db FILE` (the file alone).
+ */
+import type { Counters } from "../model/counters.ts";
+import { DuckDbStore } from "../store/store.ts";
+import {
+  queryGrpc,
+  queryHttp,
+  querySql,
+  queryTraces,
+} from "../store/queries.ts";
+import { VERSION } from "../version.ts";
+import type {
+  QueryBackend,
+  RedAnswer,
+  RedQuery,
+  StatusReport,
+  TraceAnswer,
+  TraceQuery,
+} from "./query_backend.ts";
+
+/** What only a running agent knows. */
+export interface LiveState {
+  agentId: string;
+  startedAt: number;
+  counters: Counters;
+  receivers: Record<string, { listen: string }>;
+  config: string[];
+}
+
+const RED_QUERIES = { http: queryHttp, grpc: queryGrpc, sql: querySql };
+
+export class StoreQueryBackend implements QueryBackend {
+  constructor(
+    private readonly store: DuckDbStore,
+    private readonly options: { live?: LiveState; closeStore?: boolean } = {},
+  ) {}
+
+  async red(query: RedQuery): Promise<RedAnswer> {
+    const nowMs = Date.now();
+    const result: { rows: RedAnswer["rows"]; total: RedAnswer["total"] } =
+      await RED_QUERIES[query.kind](this.store.connection, {
+      service: query.service,
+      sinceMs: nowMs - query.sinceMs,
+      nowMs,
+      route: query.route,
+      // Database calls are client calls: SQL is filtered by side only when
+      // asked for the other side explicitly.
+      side: query.kind === "sql" && query.side === "server" ? undefined : query.side,
+    });
+    return {
+      kind: query.kind,
+      since_ms: query.sinceMs,
+      side: query.side,
+      rows: result.rows,
+      total: result.total,
+    };
+  }
+
+  async traces(query: TraceQuery): Promise<TraceAnswer> {
+    const traces = await queryTraces(this.store.connection, {
+      service: query.service,
+      traceId: query.traceId,
+      sinceMs: Date.now() - query.sinceMs,
+      minDurationMs: query.minDurationMs,
+      limit: query.limit,
+    });
+    return { traces };
+  }
+
+  async status(): Promise<StatusReport> {
+    const stats = await this.store.stats();
+    const storage = {
+      path: stats.path,
+      file_bytes: stats.fileBytes,
+      wal_bytes: stats.walBytes,
+      session_id: stats.sessionId,
+      rows: stats.rows,
+      max_seq_ids: stats.maxSeqIds,
+    };
+    const live = this.options.live;
+    if (!live) {
+      return { version: VERSION, source: "database", counters: {}, storage };
+    }
+    return {
+      version: VERSION,
+      source: "agent",
+      agent_id: live.agentId,
+      uptime_s: Math.round((Date.now() - live.startedAt) / 1000),
+      config: live.config,
+      receivers: live.receivers,
+      counters: live.counters.snapshot(),
+      storage: { ...storage, pending_rows: this.store.pendingRows },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.options.closeStore) await this.store.close();
+  }
+}
+
+/** `--db FILE`: reads a stopped agent's database. */
+export async function openDatabaseBackend(path: string): Promise<QueryBackend> {
+  try {
+    await Deno.stat(path);
+  } catch {
+    throw new Error(`database file not found: ${path}`);
+  }
+  const store = await DuckDbStore.openReadOnly(path);
+  return new StoreQueryBackend(store, { closeStore: true });
+}
