@@ -35,7 +35,10 @@ export class Agent {
     private readonly options: AgentOptions,
   ) {}
 
-  static async start(config: AgentConfig, options: AgentOptions): Promise<Agent> {
+  static async start(
+    config: AgentConfig,
+    options: AgentOptions,
+  ): Promise<Agent> {
     const agent = new Agent(config, options);
     try {
       await agent.#start();

@@ -1,6 +1,11 @@
 /** A small leveled logger: one line per event on stderr, fields as key=value. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
-const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+const ORDER: Record<LogLevel, number> = {
+  debug: 0,
+  info: 1,
+  warn: 2,
+  error: 3,
+};
 
 export type LogFields = Record<string, string | number | boolean | undefined>;
 

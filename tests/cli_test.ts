@@ -51,7 +51,10 @@ Deno.test("without a reachable agent the CLI says so in one line, exit 1", async
 Deno.test("an invalid config file: one line per problem, exit 2, no stack trace", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/bad.yaml`;
-  await Deno.writeTextFile(path, "agent:\n  idd: x\notlp:\n  max_body_bytes: lots\n");
+  await Deno.writeTextFile(
+    path,
+    "agent:\n  idd: x\notlp:\n  max_body_bytes: lots\n",
+  );
   for (const command of ["validate", "run"]) {
     const result = await runCli([command, "--config", path]);
     assert.equal(result.code, 2, command);

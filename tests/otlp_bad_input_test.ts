@@ -15,7 +15,7 @@ import {
 } from "./support/otlp_bodies.ts";
 
 const TOKEN = "bad-input-token";
-const MAX_BODY = 4 * 1024 * 1024;
+const MAX_BODY = 16 * 1024 * 1024;
 const agent = await AgentProcess.start({
   config: { otlp: { bearer_token: TOKEN, max_body_bytes: MAX_BODY } },
 });
@@ -63,7 +63,10 @@ async function storedBase(): Promise<{ spans: number; requests: number }> {
     "traces",
     "base",
   );
-  const http = await agent.queryJson<{ total: { requests: number } }>("http", "base");
+  const http = await agent.queryJson<{ total: { requests: number } }>(
+    "http",
+    "base",
+  );
   return {
     spans: traces.traces.reduce((n, t) => n + t.spans.length, 0),
     requests: http.total.requests,
@@ -71,7 +74,11 @@ async function storedBase(): Promise<{ spans: number; requests: number }> {
 }
 
 test("valid data is stored first (the baseline the rest must not lose)", async () => {
-  const traces = await post("/v1/traces", JSON.stringify(traceRequestJson("base", BASE_SPANS)), JSON_TYPE);
+  const traces = await post(
+    "/v1/traces",
+    JSON.stringify(traceRequestJson("base", BASE_SPANS)),
+    JSON_TYPE,
+  );
   assert.equal(traces.status, 200);
   assert.deepEqual(await traces.json(), {});
   const metrics = await post(
@@ -86,7 +93,11 @@ test("valid data is stored first (the baseline the rest must not lose)", async (
 
 test("truncated protobuf: 400 naming the protobuf error", async () => {
   const body = traceRequestProtobuf("trunc", BASE_SPANS);
-  const response = await post("/v1/traces", body.slice(0, body.length - 9), PROTO_TYPE);
+  const response = await post(
+    "/v1/traces",
+    body.slice(0, body.length - 9),
+    PROTO_TYPE,
+  );
   assert.equal(response.status, 400);
   const status = decodeStatus(new Uint8Array(await response.arrayBuffer()));
   assert.equal(status.code, 3);
@@ -102,48 +113,80 @@ test("malformed JSON: 400 naming the JSON error", async () => {
 });
 
 test("JSON with a bad trace id: 400 with the field's path", async () => {
-  const request = traceRequestJson("bad-id", [{ ...BASE_SPANS[0]!, traceId: "xyz" }]);
+  const request = traceRequestJson("bad-id", [{
+    ...BASE_SPANS[0]!,
+    traceId: "xyz",
+  }]);
   const response = await post("/v1/traces", JSON.stringify(request), JSON_TYPE);
   assert.equal(response.status, 400);
   assert.match((await response.json()).message, /traceId/);
 });
 
 test("bad gzip: 400", async () => {
-  const response = await post("/v1/traces", new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5]), {
-    ...JSON_TYPE,
-    "content-encoding": "gzip",
-  });
+  const response = await post(
+    "/v1/traces",
+    new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5]),
+    {
+      ...JSON_TYPE,
+      "content-encoding": "gzip",
+    },
+  );
   assert.equal(response.status, 400);
   assert.match((await response.json()).message, /gzip/);
 });
 
 test("gzip-compressed valid body is accepted", async () => {
-  const json = JSON.stringify(traceRequestJson("gzipped", [{ ...BASE_SPANS[0]!, traceId: hexId(77, 32) }]));
+  const json = JSON.stringify(
+    traceRequestJson("gzipped", [{
+      ...BASE_SPANS[0]!,
+      traceId: hexId(77, 32),
+    }]),
+  );
   const compressed = await new Response(
     new Blob([json]).stream().pipeThrough(new CompressionStream("gzip")),
   ).arrayBuffer();
-  const response = await post("/v1/traces", compressed, { ...JSON_TYPE, "content-encoding": "gzip" });
+  const response = await post("/v1/traces", compressed, {
+    ...JSON_TYPE,
+    "content-encoding": "gzip",
+  });
   assert.equal(response.status, 200);
   await response.body?.cancel();
-  const traces = await agent.queryJson<{ traces: unknown[] }>("traces", "gzipped");
+  const traces = await agent.queryJson<{ traces: unknown[] }>(
+    "traces",
+    "gzipped",
+  );
   assert.equal(traces.traces.length, 1);
 });
 
 test("oversized body: 413, also when only decompression makes it large", async () => {
-  const big = await post("/v1/traces", new Uint8Array(MAX_BODY + 1), PROTO_TYPE);
+  const big = await post(
+    "/v1/traces",
+    new Uint8Array(MAX_BODY + 1),
+    PROTO_TYPE,
+  );
   assert.equal(big.status, 413);
-  assert.match(decodeStatus(new Uint8Array(await big.arrayBuffer())).message, /max_body_bytes/);
+  assert.match(
+    decodeStatus(new Uint8Array(await big.arrayBuffer())).message,
+    /max_body_bytes/,
+  );
   const bomb = await new Response(
-    new Blob([new Uint8Array(MAX_BODY * 2)]).stream().pipeThrough(new CompressionStream("gzip")),
+    new Blob([new Uint8Array(MAX_BODY * 2)]).stream().pipeThrough(
+      new CompressionStream("gzip"),
+    ),
   ).arrayBuffer();
   assert.ok(bomb.byteLength < MAX_BODY / 100);
-  const inflated = await post("/v1/traces", bomb, { ...PROTO_TYPE, "content-encoding": "gzip" });
+  const inflated = await post("/v1/traces", bomb, {
+    ...PROTO_TYPE,
+    "content-encoding": "gzip",
+  });
   assert.equal(inflated.status, 413);
   await inflated.body?.cancel();
 });
 
 test("wrong content type: 415", async () => {
-  const response = await post("/v1/traces", "hello", { "content-type": "text/plain" });
+  const response = await post("/v1/traces", "hello", {
+    "content-type": "text/plain",
+  });
   assert.equal(response.status, 415);
   assert.match((await response.json()).message, /Content-Type/);
 });
@@ -157,11 +200,18 @@ test("wrong or missing token: 401 (HTTP) and UNAUTHENTICATED (gRPC)", async () =
   });
   assert.equal(wrong.status, 401);
   await wrong.body?.cancel();
-  const missing = await fetch(`${agent.httpUrl}/v1/traces`, { method: "POST", body, headers: JSON_TYPE });
+  const missing = await fetch(`${agent.httpUrl}/v1/traces`, {
+    method: "POST",
+    body,
+    headers: JSON_TYPE,
+  });
   assert.equal(missing.status, 401);
   await missing.body?.cancel();
 
-  const client = new grpc.Client(agent.grpcAddress, grpc.credentials.createInsecure());
+  const client = new grpc.Client(
+    agent.grpcAddress,
+    grpc.credentials.createInsecure(),
+  );
   const metadata = new grpc.Metadata();
   metadata.set("authorization", "Bearer nope");
   const error = await new Promise<grpc.ServiceError | null>((resolve) => {
@@ -176,18 +226,37 @@ test("wrong or missing token: 401 (HTTP) and UNAUTHENTICATED (gRPC)", async () =
   });
   client.close();
   assert.equal(error?.code, grpc.status.UNAUTHENTICATED);
-  const traces = await agent.queryJson<{ traces: unknown[] }>("traces", "intruder");
+  const traces = await agent.queryJson<{ traces: unknown[] }>(
+    "traces",
+    "intruder",
+  );
   assert.equal(traces.traces.length, 0);
 });
 
 test("absurd values: NaN sum, negative counts, a million buckets: rejected points, others kept", async () => {
-  const good = { ...BASE_HISTOGRAM, attributes: { ...BASE_HISTOGRAM.attributes, "http.route": "/ok" } };
+  const good = {
+    ...BASE_HISTOGRAM,
+    attributes: { ...BASE_HISTOGRAM.attributes, "http.route": "/ok" },
+  };
   const request = metricsRequestJson("absurd", [
     good,
-    { ...good, sum: "NaN", attributes: { ...good.attributes, "http.route": "/nan" } },
-    { ...good, counts: [5, "-3", 1], count: 3, attributes: { ...good.attributes, "http.route": "/neg" } },
+    {
+      ...good,
+      sum: "NaN",
+      attributes: { ...good.attributes, "http.route": "/nan" },
+    },
+    {
+      ...good,
+      counts: [5, "-3", 1],
+      count: 3,
+      attributes: { ...good.attributes, "http.route": "/neg" },
+    },
   ]);
-  const response = await post("/v1/metrics", JSON.stringify(request), JSON_TYPE);
+  const response = await post(
+    "/v1/metrics",
+    JSON.stringify(request),
+    JSON_TYPE,
+  );
   assert.equal(response.status, 200);
   const body = await response.json();
   assert.equal(body.partialSuccess.rejectedDataPoints, "2");
@@ -208,15 +277,22 @@ test("absurd values: NaN sum, negative counts, a million buckets: rejected point
   const partial = await hugeResponse.arrayBuffer();
   assert.ok(partial.byteLength > 0, "protobuf partial_success expected");
 
-  const answer = await agent.queryJson<{ rows: { route: string; requests: number }[] }>("http", "absurd");
-  assert.deepEqual(answer.rows.map((r) => [r.route, r.requests]), [["/ok", 10]]);
+  const answer = await agent.queryJson<
+    { rows: { route: string; requests: number }[] }
+  >("http", "absurd");
+  assert.deepEqual(answer.rows.map((r) => [r.route, r.requests]), [[
+    "/ok",
+    10,
+  ]]);
 });
 
 test("unknown paths and methods are refused clearly", async () => {
   const logs = await post("/v1/logs", "{}", JSON_TYPE);
   assert.equal(logs.status, 404);
   assert.match((await logs.json()).message, /\/v1\/logs/);
-  const get = await fetch(`${agent.httpUrl}/v1/traces`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const get = await fetch(`${agent.httpUrl}/v1/traces`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
   assert.equal(get.status, 405);
   await get.body?.cancel();
 });

@@ -78,7 +78,9 @@ for (const transport of TRANSPORTS) {
     await sdk.flush();
     await sdk.shutdown();
 
-    const answer = await agent.queryJson<{ traces: { trace_id: string; spans: JsonSpan[] }[] }>(
+    const answer = await agent.queryJson<
+      { traces: { trace_id: string; spans: JsonSpan[] }[] }
+    >(
       "traces",
       service,
     );
@@ -86,14 +88,18 @@ for (const transport of TRANSPORTS) {
     const spans = answer.traces[0]!.spans;
     assert.equal(spans.length, 3);
     const byName = Object.fromEntries(spans.map((s) => [s.name, s]));
-    const r = byName["GET /users/:id"]!, q = byName["SELECT users"]!, c = byName["cache lookup"]!;
+    const r = byName["GET /users/:id"]!,
+      q = byName["SELECT users"]!,
+      c = byName["cache lookup"]!;
     assert.equal(r.trace_id, root.spanContext().traceId);
     assert.equal(r.span_id, root.spanContext().spanId);
     assert.equal(r.parent_span_id, "");
     assert.equal(q.parent_span_id, r.span_id);
     assert.equal(c.parent_span_id, q.span_id);
     assert.deepEqual(
-      spans.map((s) => [s.name, s.kind, s.duration_us, s.status_code, s.service]).sort(),
+      spans.map((
+        s,
+      ) => [s.name, s.kind, s.duration_us, s.status_code, s.service]).sort(),
       [
         ["GET /users/:id", "server", 40_000, 0, service],
         ["SELECT users", "client", 20_000, 0, service],
@@ -106,28 +112,59 @@ for (const transport of TRANSPORTS) {
 
     const tree = await agent.cli("query", "traces", service);
     assert.equal(tree.code, 0, tree.stderr);
-    assert.match(tree.stdout, /GET \/users\/:id \[traces-[a-z-]+\] server {2}\+0\.000ms {2}40\.0ms/);
+    assert.match(
+      tree.stdout,
+      /GET \/users\/:id \[traces-[a-z-]+\] server {2}\+0\.000ms {2}40\.0ms/,
+    );
     assert.match(tree.stdout, /\n {2}└─ SELECT users .* \+5\.000ms {2}20\.0ms/);
-    assert.match(tree.stdout, /\n {5}└─ cache lookup .* \+6\.000ms {2}1\.000ms ERROR/);
+    assert.match(
+      tree.stdout,
+      /\n {5}└─ cache lookup .* \+6\.000ms {2}1\.000ms ERROR/,
+    );
   });
 
   test(`${transport}: HTTP histograms (seconds, new names, cumulative) give exact counts and errors`, async () => {
     const service = `http-${slug(transport)}`;
     const sdk = metricsSdk(transport, endpoint, service);
-    const histogram = sdk.meter.createHistogram("http.server.request.duration", {
-      unit: "s",
-      advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1] },
-    });
+    const histogram = sdk.meter.createHistogram(
+      "http.server.request.duration",
+      {
+        unit: "s",
+        advice: {
+          explicitBucketBoundaries: [
+            0.005,
+            0.01,
+            0.025,
+            0.05,
+            0.1,
+            0.25,
+            0.5,
+            1,
+          ],
+        },
+      },
+    );
     const users = { "http.request.method": "GET", "http.route": "/users/:id" };
-    const record = (n: number, seconds: number, status: number, attrs = users) => {
+    const record = (
+      n: number,
+      seconds: number,
+      status: number,
+      attrs = users,
+    ) => {
       for (let i = 0; i < n; i++) {
-        histogram.record(seconds, { ...attrs, "http.response.status_code": status });
+        histogram.record(seconds, {
+          ...attrs,
+          "http.response.status_code": status,
+        });
       }
     };
     record(60, 0.003, 200);
     record(30, 0.02, 200);
     record(10, 0.3, 500);
-    record(5, 0.04, 201, { "http.request.method": "POST", "http.route": "/orders" });
+    record(5, 0.04, 201, {
+      "http.request.method": "POST",
+      "http.route": "/orders",
+    });
     await sdk.flush();
     await sdk.flush(); // the same cumulative values again: must add nothing
     record(10, 0.003, 200);
@@ -145,8 +182,14 @@ for (const transport of TRANSPORTS) {
     assert.deepEqual(row.status_codes, { "200": 100, "500": 10 });
     // Percentiles interpolate inside the bucket that holds them: the
     // error is at most that bucket's width.
-    assert.ok((row.p50_ms as number) > 0 && (row.p50_ms as number) <= 5, `p50 ${row.p50_ms}`);
-    assert.ok((row.p99_ms as number) > 250 && (row.p99_ms as number) <= 500, `p99 ${row.p99_ms}`);
+    assert.ok(
+      (row.p50_ms as number) > 0 && (row.p50_ms as number) <= 5,
+      `p50 ${row.p50_ms}`,
+    );
+    assert.ok(
+      (row.p99_ms as number) > 250 && (row.p99_ms as number) <= 500,
+      `p99 ${row.p99_ms}`,
+    );
     const orders = answer.rows.find((r) => r.route === "/orders")!;
     assert.equal(orders.method, "POST");
     assert.equal(orders.requests, 5);
@@ -165,10 +208,18 @@ test("older names in milliseconds (http.server.duration, http.method, http.statu
     advice: { explicitBucketBoundaries: [5, 10, 25, 50, 100, 250, 500, 1000] },
   });
   for (let i = 0; i < 40; i++) {
-    histogram.record(7, { "http.method": "GET", "http.route": "/old", "http.status_code": 200 });
+    histogram.record(7, {
+      "http.method": "GET",
+      "http.route": "/old",
+      "http.status_code": 200,
+    });
   }
   for (let i = 0; i < 10; i++) {
-    histogram.record(700, { "http.method": "GET", "http.route": "/old", "http.status_code": 503 });
+    histogram.record(700, {
+      "http.method": "GET",
+      "http.route": "/old",
+      "http.status_code": 503,
+    });
   }
   await sdk.flush();
   await sdk.shutdown();
@@ -179,23 +230,44 @@ test("older names in milliseconds (http.server.duration, http.method, http.statu
   assert.equal(row.errors, 10);
   assert.equal(row.error_rate, 0.2);
   assert.deepEqual(row.status_codes, { "200": 40, "503": 10 });
-  assert.ok((row.p50_ms as number) > 5 && (row.p50_ms as number) <= 10, `p50 ${row.p50_ms}`);
-  assert.ok((row.p95_ms as number) > 500 && (row.p95_ms as number) <= 1000, `p95 ${row.p95_ms}`);
+  assert.ok(
+    (row.p50_ms as number) > 5 && (row.p50_ms as number) <= 10,
+    `p50 ${row.p50_ms}`,
+  );
+  assert.ok(
+    (row.p95_ms as number) > 500 && (row.p95_ms as number) <= 1000,
+    `p95 ${row.p95_ms}`,
+  );
 });
 
 test("HTTP client metrics count 4xx as errors", async () => {
   const service = "http-client";
   const sdk = metricsSdk("http/json", endpoint, service);
-  const histogram = sdk.meter.createHistogram("http.client.request.duration", { unit: "s" });
+  const histogram = sdk.meter.createHistogram("http.client.request.duration", {
+    unit: "s",
+  });
   for (let i = 0; i < 8; i++) {
-    histogram.record(0.01, { "http.request.method": "GET", "http.route": "/api", "http.response.status_code": 200 });
+    histogram.record(0.01, {
+      "http.request.method": "GET",
+      "http.route": "/api",
+      "http.response.status_code": 200,
+    });
   }
   for (let i = 0; i < 2; i++) {
-    histogram.record(0.01, { "http.request.method": "GET", "http.route": "/api", "http.response.status_code": 404 });
+    histogram.record(0.01, {
+      "http.request.method": "GET",
+      "http.route": "/api",
+      "http.response.status_code": 404,
+    });
   }
   await sdk.flush();
   await sdk.shutdown();
-  const client = await agent.queryJson<RedAnswer>("http", service, "--side", "client");
+  const client = await agent.queryJson<RedAnswer>(
+    "http",
+    service,
+    "--side",
+    "client",
+  );
   assert.equal(client.rows.length, 1);
   assert.equal(client.rows[0]!.requests, 10);
   assert.equal(client.rows[0]!.errors, 2);
@@ -206,7 +278,9 @@ test("HTTP client metrics count 4xx as errors", async () => {
 test("gRPC server metrics: method, status codes, server-side error codes", async () => {
   const service = "grpc-server";
   const sdk = metricsSdk("grpc", endpoint, service);
-  const histogram = sdk.meter.createHistogram("rpc.server.duration", { unit: "ms" });
+  const histogram = sdk.meter.createHistogram("rpc.server.duration", {
+    unit: "ms",
+  });
   const attrs = (code: number) => ({
     "rpc.system": "grpc",
     "rpc.service": "shop.Checkout",
@@ -230,7 +304,9 @@ test("gRPC server metrics: method, status codes, server-side error codes", async
 test("SQL and Redis metrics: operation, table, errors by error.type", async () => {
   const service = "db-client";
   const sdk = metricsSdk("http/protobuf", endpoint, service);
-  const histogram = sdk.meter.createHistogram("db.client.operation.duration", { unit: "s" });
+  const histogram = sdk.meter.createHistogram("db.client.operation.duration", {
+    unit: "s",
+  });
   for (let i = 0; i < 9; i++) {
     histogram.record(0.002, {
       "db.system.name": "postgresql",
@@ -245,7 +321,10 @@ test("SQL and Redis metrics: operation, table, errors by error.type", async () =
     "error.type": "57014",
   });
   for (let i = 0; i < 4; i++) {
-    histogram.record(0.0005, { "db.system.name": "redis", "db.operation.name": "GET" });
+    histogram.record(0.0005, {
+      "db.system.name": "redis",
+      "db.operation.name": "GET",
+    });
   }
   await sdk.flush();
   await sdk.shutdown();
@@ -267,11 +346,12 @@ test("status names the unused metrics and counts what arrived", async () => {
   sdk.meter.createCounter("orders.placed").add(3);
   await sdk.flush();
   await sdk.shutdown();
+  // flush() and shutdown() each export the counter's cumulative point.
   const status = await agent.statusJson();
-  assert.equal(status.counters["otlp.metrics.unused.orders.placed"], 1);
+  assert.equal(status.counters["otlp.metrics.unused.orders.placed"], 2);
   const text = await agent.cli("status");
   assert.equal(text.code, 0);
-  assert.match(text.stdout, /otlp\.metrics\.unused\.orders\.placed\s+1/);
+  assert.match(text.stdout, /otlp\.metrics\.unused\.orders\.placed\s+2\n/);
 });
 
 test("the agent stops cleanly on SIGTERM", async () => {

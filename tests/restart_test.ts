@@ -9,7 +9,12 @@ import { hexId, traceRequestJson } from "./support/otlp_bodies.ts";
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
 
-async function sendSpans(agent: AgentProcess, service: string, first: number, n: number) {
+async function sendSpans(
+  agent: AgentProcess,
+  service: string,
+  first: number,
+  n: number,
+) {
   const spans = Array.from({ length: n }, (_, i) => ({
     traceId: hexId(first + i, 32),
     spanId: hexId(first + i, 16),
@@ -26,7 +31,10 @@ async function sendSpans(agent: AgentProcess, service: string, first: number, n:
   await response.body?.cancel();
 }
 
-async function spanCount(agent: AgentProcess, service: string): Promise<number> {
+async function spanCount(
+  agent: AgentProcess,
+  service: string,
+): Promise<number> {
   const answer = await agent.queryJson<{ traces: { spans: unknown[] }[] }>(
     "traces",
     service,

@@ -68,7 +68,9 @@ export async function runCli(argv: string[]): Promise<number> {
 
 function parse<T extends ParseArgsOptionsConfig>(args: string[], options: T) {
   try {
-    return parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>({
+    return parseArgs<
+      { args: string[]; options: T; allowPositionals: true; strict: true }
+    >({
       args,
       options,
       allowPositionals: true,
@@ -120,7 +122,9 @@ async function query(args: string[]): Promise<number> {
   if (extra !== undefined) {
     throw new UsageError(`unexpected argument "${extra}"`);
   }
-  if (kind !== "http" && kind !== "grpc" && kind !== "sql" && kind !== "traces") {
+  if (
+    kind !== "http" && kind !== "grpc" && kind !== "sql" && kind !== "traces"
+  ) {
     throw new UsageError(
       `query needs a kind: http, grpc, sql or traces${
         kind ? ` (got "${kind}")` : ""
@@ -131,7 +135,10 @@ async function query(args: string[]): Promise<number> {
   const backend = await openBackend(values);
   try {
     if (kind === "traces") {
-      const format = choice("format", values.format ?? "tree", ["tree", "json"]);
+      const format = choice("format", values.format ?? "tree", [
+        "tree",
+        "json",
+      ]);
       const answer = await backend.traces({
         service,
         traceId: values["trace-id"],
@@ -139,14 +146,19 @@ async function query(args: string[]): Promise<number> {
         minDurationMs: values["min-duration-ms"] === undefined
           ? undefined
           : numberOption("min-duration-ms", values["min-duration-ms"]),
-        limit: values.limit === undefined ? 20 : numberOption("limit", values.limit),
+        limit: values.limit === undefined
+          ? 20
+          : numberOption("limit", values.limit),
       });
       if (format === "json") console.log(JSON.stringify(answer, null, 2));
       else if (answer.traces.length === 0) console.log("no traces found");
       else console.log(answer.traces.map(renderTraceTree).join("\n\n"));
       return 0;
     }
-    const format = choice("format", values.format ?? "table", ["table", "json"]);
+    const format = choice("format", values.format ?? "table", [
+      "table",
+      "json",
+    ]);
     const side = choice("side", values.side ?? "server", ["server", "client"]);
     const answer = await backend.red({
       kind: kind as RedKind,
@@ -156,7 +168,9 @@ async function query(args: string[]): Promise<number> {
       side,
     });
     console.log(
-      format === "json" ? JSON.stringify(answer, null, 2) : renderRedTable(answer),
+      format === "json"
+        ? JSON.stringify(answer, null, 2)
+        : renderRedTable(answer),
     );
     return 0;
   } finally {
@@ -178,7 +192,9 @@ async function status(args: string[]): Promise<number> {
   try {
     const report = await backend.status();
     console.log(
-      format === "json" ? JSON.stringify(report, null, 2) : renderStatus(report),
+      format === "json"
+        ? JSON.stringify(report, null, 2)
+        : renderStatus(report),
     );
     return 0;
   } finally {
@@ -207,7 +223,9 @@ async function openBackend(values: {
   }
   if (values.config) {
     const config = await loadConfigOrExplain(values.config);
-    if (!config) throw new UsageError(`invalid configuration: ${values.config}`);
+    if (!config) {
+      throw new UsageError(`invalid configuration: ${values.config}`);
+    }
     return new AgentClient(`http://${config.agent.api_listen}`);
   }
   return new AgentClient(DEFAULT_AGENT);
@@ -236,12 +254,18 @@ function durationOption(name: string, text: string): number {
 function numberOption(name: string, text: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0) {
-    throw new UsageError(`--${name}: expected a non-negative number, got "${text}"`);
+    throw new UsageError(
+      `--${name}: expected a non-negative number, got "${text}"`,
+    );
   }
   return value;
 }
 
-function choice<T extends string>(name: string, value: string, allowed: T[]): T {
+function choice<T extends string>(
+  name: string,
+  value: string,
+  allowed: T[],
+): T {
   if (!allowed.includes(value as T)) {
     throw new UsageError(
       `--${name}: expected ${allowed.join(" or ")}, got "${value}"`,

@@ -1,5 +1,6 @@
 /** The texts `--help` prints, one per command. */
-export const MAIN_HELP = `coral-agent: RED metrics and spans for every service on this host.
+export const MAIN_HELP =
+  `coral-agent: RED metrics and spans for every service on this host.
 
 Usage:
   coral-agent --config FILE                run the agent (same as "run")
@@ -40,7 +41,8 @@ Options:
 
 ${SOURCE_OPTIONS}`;
 
-export const STATUS_HELP = `Usage: coral-agent status [--format text|json] [source]
+export const STATUS_HELP =
+  `Usage: coral-agent status [--format text|json] [source]
 
 Version, receivers and their counters (received, rejected, stored, dropped,
 by reason), storage size and row counts, configuration summary.

@@ -46,14 +46,20 @@ export function renderRedTable(answer: RedAnswer): string {
     right("REQUESTS", num("requests")),
     right("REQ/S", num("rps", 2)),
     right("ERRORS", num("errors")),
-    right("ERR%", (row) =>
-      typeof row.error_rate === "number"
-        ? (row.error_rate * 100).toFixed(2)
-        : "-"),
+    right(
+      "ERR%",
+      (row) =>
+        typeof row.error_rate === "number"
+          ? (row.error_rate * 100).toFixed(2)
+          : "-",
+    ),
     right("P50 ms", num("p50_ms", 2)),
     right("P95 ms", num("p95_ms", 2)),
     right("P99 ms", num("p99_ms", 2)),
-    { header: breakdown.header, value: (row) => breakdownText(field(row, breakdown.key)) },
+    {
+      header: breakdown.header,
+      value: (row) => breakdownText(field(row, breakdown.key)),
+    },
   ];
   if (answer.rows.length === 0) {
     return `no ${answer.kind} ${answer.side} data in the last ${

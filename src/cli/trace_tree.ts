@@ -48,7 +48,12 @@ export function renderTraceTree(trace: TreeTrace): string {
     } total`,
   ];
   const visited = new Set<string>();
-  const walk = (span: TreeSpan, prefix: string, last: boolean, top: boolean) => {
+  const walk = (
+    span: TreeSpan,
+    prefix: string,
+    last: boolean,
+    top: boolean,
+  ) => {
     if (visited.has(span.span_id)) return;
     visited.add(span.span_id);
     const branch = top ? "" : last ? "└─ " : "├─ ";
@@ -62,7 +67,9 @@ export function renderTraceTree(trace: TreeTrace): string {
     );
     const kids = children.get(span.span_id) ?? [];
     const childPrefix = top ? prefix + "  " : prefix + (last ? "   " : "│  ");
-    kids.forEach((kid, i) => walk(kid, childPrefix, i === kids.length - 1, false));
+    kids.forEach((kid, i) =>
+      walk(kid, childPrefix, i === kids.length - 1, false)
+    );
   };
   for (const span of tops) walk(span, "", true, true);
   // Spans in a parent cycle are unreachable from any top: show them too.

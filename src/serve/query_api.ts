@@ -81,7 +81,9 @@ export class QueryApiServer {
       if (match && RED_KINDS.has(match[1]!)) {
         const side = params.get("side") ?? "server";
         if (side !== "server" && side !== "client") {
-          throw new BadParameter(`side: expected server or client, got ${side}`);
+          throw new BadParameter(
+            `side: expected server or client, got ${side}`,
+          );
         }
         return json(
           await this.backend.red({
@@ -113,7 +115,9 @@ function numberParam(
   if (text === null) return fallback;
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0) {
-    throw new BadParameter(`${name}: expected a non-negative number, got "${text}"`);
+    throw new BadParameter(
+      `${name}: expected a non-negative number, got "${text}"`,
+    );
   }
   return value;
 }

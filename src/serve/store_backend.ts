@@ -41,14 +41,16 @@ export class StoreQueryBackend implements QueryBackend {
     const nowMs = Date.now();
     const result: { rows: RedAnswer["rows"]; total: RedAnswer["total"] } =
       await RED_QUERIES[query.kind](this.store.connection, {
-      service: query.service,
-      sinceMs: nowMs - query.sinceMs,
-      nowMs,
-      route: query.route,
-      // Database calls are client calls: SQL is filtered by side only when
-      // asked for the other side explicitly.
-      side: query.kind === "sql" && query.side === "server" ? undefined : query.side,
-    });
+        service: query.service,
+        sinceMs: nowMs - query.sinceMs,
+        nowMs,
+        route: query.route,
+        // Database calls are client calls: SQL is filtered by side only when
+        // asked for the other side explicitly.
+        side: query.kind === "sql" && query.side === "server"
+          ? undefined
+          : query.side,
+      });
     return {
       kind: query.kind,
       since_ms: query.sinceMs,

@@ -11,7 +11,11 @@
  */
 import { parseArgs } from "node:util";
 import { AgentProcess, freePort } from "../support/agent_process.ts";
-import { histogramRequests, hourOfHistograms, spanRequests } from "./request_templates.ts";
+import {
+  histogramRequests,
+  hourOfHistograms,
+  spanRequests,
+} from "./request_templates.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -34,7 +38,11 @@ interface LoadResult {
 }
 
 /** Sends `bodies` round-robin with `CONCURRENCY` in flight for SECONDS. */
-async function load(url: string, bodies: Uint8Array[], itemsPerRequest: number): Promise<LoadResult> {
+async function load(
+  url: string,
+  bodies: Uint8Array<ArrayBuffer>[],
+  itemsPerRequest: number,
+): Promise<LoadResult> {
   let next = 0, ok = 0, failures = 0;
   const start = performance.now();
   const deadline = start + SECONDS * 1000;
@@ -70,10 +78,17 @@ function rssSampler(pid: number) {
   return { stop: () => (clearInterval(timer), read(), peak) };
 }
 
-async function startSink(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startSink(): Promise<
+  { url: string; stop: () => Promise<void> }
+> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./sink_server.ts", import.meta.url).pathname, String(port)],
+    args: [
+      "run",
+      "-A",
+      new URL("./sink_server.ts", import.meta.url).pathname,
+      String(port),
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -101,17 +116,37 @@ const hourBodies = hourOfHistograms(100, 10);
 
 console.error("bench: baseline (read-only HTTP sink)");
 const sink = await startSink();
-const baseSpans = await load(`${sink.url}/v1/traces`, spanBodies, SPANS_PER_REQUEST);
-const basePoints = await load(`${sink.url}/v1/metrics`, pointBodies, POINTS_PER_REQUEST);
+const baseSpans = await load(
+  `${sink.url}/v1/traces`,
+  spanBodies,
+  SPANS_PER_REQUEST,
+);
+const basePoints = await load(
+  `${sink.url}/v1/metrics`,
+  pointBodies,
+  POINTS_PER_REQUEST,
+);
 await sink.stop();
 
 console.error("bench: agent");
-const agent = await AgentProcess.start({ config: { storage: { retention: "2h" } } });
+const agent = await AgentProcess.start({
+  config: { storage: { retention: "2h" } },
+});
 const rss = rssSampler(agent.pid);
-const spans = await load(`${agent.httpUrl}/v1/traces`, spanBodies, SPANS_PER_REQUEST);
-const points = await load(`${agent.httpUrl}/v1/metrics`, pointBodies, POINTS_PER_REQUEST);
+const spans = await load(
+  `${agent.httpUrl}/v1/traces`,
+  spanBodies,
+  SPANS_PER_REQUEST,
+);
+const points = await load(
+  `${agent.httpUrl}/v1/metrics`,
+  pointBodies,
+  POINTS_PER_REQUEST,
+);
 const peakRss = rss.stop();
-const stored = (await agent.statusJson()).storage as { rows: Record<string, number> };
+const stored = (await agent.statusJson()).storage as {
+  rows: Record<string, number>;
+};
 
 console.error("bench: loading one hour of data from 100 services");
 let hourPoints = 0;
@@ -122,7 +157,9 @@ for (const body of hourBodies) {
     headers: { "content-type": "application/x-protobuf" },
   });
   await response.arrayBuffer();
-  if (response.status !== 200) throw new Error(`load failed: ${response.status}`);
+  if (response.status !== 200) {
+    throw new Error(`load failed: ${response.status}`);
+  }
   hourPoints += 2 * 10 * 10;
 }
 const timeGet = async (path: string) => {
@@ -138,28 +175,54 @@ const timeGet = async (path: string) => {
 };
 const queryTime = await timeGet("/api/v1/query/http?since_ms=3600000");
 const healthTime = await timeGet("/healthz");
-const answer = await (await fetch(`${agent.apiUrl}/api/v1/query/http?since_ms=3600000`)).json();
+const answer =
+  await (await fetch(`${agent.apiUrl}/api/v1/query/http?since_ms=3600000`))
+    .json();
 await agent.cleanup();
 
 const report = `
 coral-agent benchmark (${SECONDS}s per phase, ${CONCURRENCY} requests in flight, ${navigator.hardwareConcurrency} cores)
 
 spans through OTLP/HTTP into DuckDB (1000 spans/request)
-  agent:     ${fmt(spans.perSecond)} spans/s  (${fmt(spans.items)} spans, ${spans.failures} failed requests)
-  baseline:  ${fmt(baseSpans.perSecond)} spans/s  (read-only HTTP sink, same bodies)
-  ratio:     ${(spans.perSecond / baseSpans.perSecond).toFixed(3)} of baseline; target 100,000/s: ${spans.perSecond >= 100_000 ? "met" : "NOT met"}
-  stored:    ${fmt(stored.rows.beyla_traces ?? 0)} rows in beyla_traces (accepted ${fmt(spans.items)})
+  agent:     ${fmt(spans.perSecond)} spans/s  (${
+  fmt(spans.items)
+} spans, ${spans.failures} failed requests)
+  baseline:  ${
+  fmt(baseSpans.perSecond)
+} spans/s  (read-only HTTP sink, same bodies)
+  ratio:     ${
+  (spans.perSecond / baseSpans.perSecond).toFixed(3)
+} of baseline; target 100,000/s: ${
+  spans.perSecond >= 100_000 ? "met" : "NOT met"
+}
+  stored:    ${
+  fmt(stored.rows.beyla_traces ?? 0)
+} rows in beyla_traces (accepted ${fmt(spans.items)})
 
 histogram data points through OTLP/HTTP into DuckDB (1000 points/request)
-  agent:     ${fmt(points.perSecond)} points/s  (${fmt(points.items)} points, ${points.failures} failed requests)
+  agent:     ${fmt(points.perSecond)} points/s  (${
+  fmt(points.items)
+} points, ${points.failures} failed requests)
   baseline:  ${fmt(basePoints.perSecond)} points/s
-  ratio:     ${(points.perSecond / basePoints.perSecond).toFixed(3)} of baseline; target 200,000/s: ${points.perSecond >= 200_000 ? "met" : "NOT met"}
-  stored:    ${fmt(stored.rows.beyla_http_metrics ?? 0)} rows in beyla_http_metrics (accepted ${fmt(points.items)})
+  ratio:     ${
+  (points.perSecond / basePoints.perSecond).toFixed(3)
+} of baseline; target 200,000/s: ${
+  points.perSecond >= 200_000 ? "met" : "NOT met"
+}
+  stored:    ${
+  fmt(stored.rows.beyla_http_metrics ?? 0)
+} rows in beyla_http_metrics (accepted ${fmt(points.items)})
 
-agent peak RSS under load: ${mib(peakRss)} MiB (target at most 150 MiB: ${peakRss <= 150 * 1024 * 1024 ? "met" : "NOT met"})
+agent peak RSS under load: ${mib(peakRss)} MiB (target at most 150 MiB: ${
+  peakRss <= 150 * 1024 * 1024 ? "met" : "NOT met"
+})
 
-query http over one hour from 100 services (${fmt(hourPoints)} data points, ${answer.rows.length} rows answered)
-  median ${queryTime.median.toFixed(1)} ms, max ${queryTime.max.toFixed(1)} ms (target under 200 ms: ${queryTime.max < 200 ? "met" : "NOT met"})
+query http over one hour from 100 services (${
+  fmt(hourPoints)
+} data points, ${answer.rows.length} rows answered)
+  median ${queryTime.median.toFixed(1)} ms, max ${
+  queryTime.max.toFixed(1)
+} ms (target under 200 ms: ${queryTime.max < 200 ? "met" : "NOT met"})
   baseline /healthz round trip: median ${healthTime.median.toFixed(1)} ms
 `;
 console.log(report);

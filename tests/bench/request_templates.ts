@@ -11,7 +11,10 @@ import {
 const TRACE_MARK = "c0ffee";
 
 /** `count` copies of a request with `spansPerRequest` spans, ids all unique. */
-export function spanRequests(count: number, spansPerRequest: number): Uint8Array[] {
+export function spanRequests(
+  count: number,
+  spansPerRequest: number,
+): Uint8Array<ArrayBuffer>[] {
   const now = Date.now();
   const template = traceRequestProtobuf(
     "bench-spans",
@@ -27,10 +30,12 @@ export function spanRequests(count: number, spansPerRequest: number): Uint8Array
   );
   const traceOffsets = findAll(template, hexBytes(TRACE_MARK));
   if (traceOffsets.length !== spansPerRequest) {
-    throw new Error(`expected ${spansPerRequest} trace ids, found ${traceOffsets.length}`);
+    throw new Error(
+      `expected ${spansPerRequest} trace ids, found ${traceOffsets.length}`,
+    );
   }
   return Array.from({ length: count }, (_, r) => {
-    const copy = template.slice();
+    const copy = template.slice() as Uint8Array<ArrayBuffer>;
     const view = new DataView(copy.buffer);
     // bytes 3..6 of each trace id carry the request number: unique per copy.
     for (const offset of traceOffsets) view.setUint32(offset + 3, r + 1);
@@ -42,9 +47,24 @@ export function spanRequests(count: number, spansPerRequest: number): Uint8Array
 export function histogramRequests(
   count: number,
   pointsPerRequest: number,
-): Uint8Array[] {
+): Uint8Array<ArrayBuffer>[] {
   const now = Date.now();
-  const bounds = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+  const bounds = [
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+  ];
   const body = metricsRequestProtobuf(
     "bench-metrics",
     Array.from({ length: pointsPerRequest }, (_, i) => ({
@@ -65,10 +85,28 @@ export function histogramRequests(
 }
 
 /** One hour of per-minute delta histograms from `services` services. */
-export function hourOfHistograms(services: number, routes: number): Uint8Array[] {
+export function hourOfHistograms(
+  services: number,
+  routes: number,
+): Uint8Array<ArrayBuffer>[] {
   const now = Date.now();
-  const bounds = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
-  const requests: Uint8Array[] = [];
+  const bounds = [
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+  ];
+  const requests: Uint8Array<ArrayBuffer>[] = [];
   for (let s = 0; s < services; s++) {
     for (let minute = 60; minute >= 1; minute -= 10) {
       const points = [];
@@ -84,7 +122,9 @@ export function hourOfHistograms(services: number, routes: number): Uint8Array[]
                 "http.response.status_code": status,
               },
               bounds,
-              counts: bounds.map((_, b) => (b + r + m) % 7).concat([status === 500 ? 1 : 0]),
+              counts: bounds.map((_, b) => (b + r + m) % 7).concat([
+                status === 500 ? 1 : 0,
+              ]),
               sum: 2.5,
               timeMs: now - m * 60_000 + 1000,
             });

@@ -62,7 +62,8 @@ export class AgentProcess {
   }
 
   static async start(options: AgentProcessOptions = {}): Promise<AgentProcess> {
-    const dir = options.dir ?? await Deno.makeTempDir({ prefix: "coral-agent-test-" });
+    const dir = options.dir ??
+      await Deno.makeTempDir({ prefix: "coral-agent-test-" });
     const ports = { api: freePort(), http: freePort(), grpc: freePort() };
     const base: Record<string, Record<string, unknown>> = {
       agent: { id: "test-agent", api_listen: `127.0.0.1:${ports.api}` },
@@ -143,12 +144,16 @@ export class AgentProcess {
   async queryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
     const result = await this.cli("query", ...args, "--format", "json");
     if (result.code !== 0) {
-      throw new Error(`query ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+      throw new Error(
+        `query ${args.join(" ")} failed (${result.code}): ${result.stderr}`,
+      );
     }
     return JSON.parse(result.stdout) as T;
   }
 
-  async statusJson(): Promise<{ counters: Record<string, number>; storage: Record<string, unknown> }> {
+  async statusJson(): Promise<
+    { counters: Record<string, number>; storage: Record<string, unknown> }
+  > {
     const result = await this.cli("status", "--format", "json");
     if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
     return JSON.parse(result.stdout);

@@ -7,8 +7,8 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import {
   AggregationTemporality,
-  type MetricReader,
   MeterProvider,
+  type MetricReader,
   PeriodicExportingMetricReader,
 } from "@opentelemetry/sdk-metrics";
 import { OTLPTraceExporter as ProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
@@ -100,8 +100,9 @@ export function tracingSdk(
   return {
     tracer: provider.getTracer("coral-agent-tests"),
     /** Context whose active span is `span`: pass to startSpan for children. */
-    within: (span: ReturnType<ReturnType<typeof provider.getTracer>["startSpan"]>): Context =>
-      trace.setSpan(context.active(), span),
+    within: (
+      span: ReturnType<ReturnType<typeof provider.getTracer>["startSpan"]>,
+    ): Context => trace.setSpan(context.active(), span),
     flush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
   };

@@ -6,7 +6,9 @@ import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 // deno-lint-ignore no-explicit-any
-const root: any = require("@opentelemetry/otlp-transformer/build/src/generated/root.js");
+const root: any = require(
+  "@opentelemetry/otlp-transformer/build/src/generated/root.js",
+);
 const collector = root.opentelemetry.proto.collector;
 
 export interface SpanSpec {
@@ -35,7 +37,9 @@ export function traceRequestJson(service: string, spans: SpanSpec[]) {
           name: s.name,
           kind: 2,
           startTimeUnixNano: String(BigInt(s.startMs) * 1_000_000n),
-          endTimeUnixNano: String(BigInt(s.startMs + s.durationMs) * 1_000_000n),
+          endTimeUnixNano: String(
+            BigInt(s.startMs + s.durationMs) * 1_000_000n,
+          ),
           status: { code: s.statusCode ?? 0 },
         })),
       }],
@@ -55,7 +59,10 @@ export interface HistogramSpec {
 }
 
 /** An ExportMetricsServiceRequest (delta histograms) in OTLP/JSON form. */
-export function metricsRequestJson(service: string, histograms: HistogramSpec[]) {
+export function metricsRequestJson(
+  service: string,
+  histograms: HistogramSpec[],
+) {
   return {
     resourceMetrics: [{
       resource: {
@@ -91,9 +98,13 @@ export function metricsRequestJson(service: string, histograms: HistogramSpec[])
 }
 
 /** The same request in protobuf, encoded by the OpenTelemetry JS encoder. */
-export function traceRequestProtobuf(service: string, spans: SpanSpec[]): Uint8Array {
+export function traceRequestProtobuf(
+  service: string,
+  spans: SpanSpec[],
+): Uint8Array<ArrayBuffer> {
   const Request = collector.trace.v1.ExportTraceServiceRequest;
-  const hex = (h: string) => Uint8Array.from(h.match(/../g) ?? [], (b) => parseInt(b, 16));
+  const hex = (h: string) =>
+    Uint8Array.from(h.match(/../g) ?? [], (b) => parseInt(b, 16));
   const json = traceRequestJson(service, spans);
   for (const span of json.resourceSpans[0]!.scopeSpans[0]!.spans) {
     Object.assign(span, {
@@ -108,14 +119,18 @@ export function traceRequestProtobuf(service: string, spans: SpanSpec[]): Uint8A
 export function metricsRequestProtobuf(
   service: string,
   histograms: HistogramSpec[],
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const Request = collector.metrics.v1.ExportMetricsServiceRequest;
-  return Request.encode(Request.fromObject(metricsRequestJson(service, histograms)))
+  return Request.encode(
+    Request.fromObject(metricsRequestJson(service, histograms)),
+  )
     .finish();
 }
 
 /** Decodes a `google.rpc.Status` protobuf body: { code, message }. */
-export function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
+export function decodeStatus(
+  bytes: Uint8Array,
+): { code: number; message: string } {
   let code = 0;
   let message = "";
   let offset = 0;
@@ -133,7 +148,9 @@ export function decodeStatus(bytes: Uint8Array): { code: number; message: string
     if (tag === 8) code = varint();
     else if (tag === 18) {
       const length = varint();
-      message = new TextDecoder().decode(bytes.subarray(offset, offset + length));
+      message = new TextDecoder().decode(
+        bytes.subarray(offset, offset + length),
+      );
       offset += length;
     } else throw new Error(`unexpected tag ${tag} in google.rpc.Status`);
   }

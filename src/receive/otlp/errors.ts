@@ -76,7 +76,10 @@ export function classifyFailure(
   const message = error instanceof Error ? error.message : String(error);
   if (name === "OtlpDecodeError") return { kind: "bad_request", message };
   if (name === "StoreFullError") {
-    return { kind: "unavailable", message: `store is full, retry later: ${message}` };
+    return {
+      kind: "unavailable",
+      message: `store is full, retry later: ${message}`,
+    };
   }
   return { kind: "internal", message: `internal error: ${message}` };
 }

@@ -12,7 +12,11 @@ import {
   httpStatusOf,
   OtlpRequestError,
 } from "./errors.ts";
-import type { ExportHandler, OtlpFormat, OtlpSignal } from "./export_handler.ts";
+import type {
+  ExportHandler,
+  OtlpFormat,
+  OtlpSignal,
+} from "./export_handler.ts";
 import { encodeExportResponse, encodeStatus } from "./responses.ts";
 import { splitHostPort } from "../../serve/listen.ts";
 
@@ -86,7 +90,9 @@ export class OtlpHttpReceiver {
       if (signal === undefined) {
         throw new OtlpRequestError(
           "not_found",
-          `no OTLP endpoint at ${new URL(request.url).pathname}: use /v1/traces or /v1/metrics`,
+          `no OTLP endpoint at ${
+            new URL(request.url).pathname
+          }: use /v1/traces or /v1/metrics`,
         );
       }
       if (request.method !== "POST") {
