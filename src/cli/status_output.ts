@@ -28,6 +28,12 @@ export function renderStatus(report: StatusReport): string {
       `  ${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`,
     );
   }
+  if (report.memory) {
+    lines.push("", "memory (MiB):");
+    for (const [key, bytes] of Object.entries(report.memory)) {
+      lines.push(`  ${key}: ${(bytes / 1048576).toFixed(1)}`);
+    }
+  }
   if (report.config) {
     lines.push("", "configuration:", ...report.config.map((l) => `  ${l}`));
   }

@@ -53,6 +53,8 @@ export interface StatusReport {
   receivers?: Record<string, { listen: string }>;
   counters: Record<string, number>;
   storage: Record<string, unknown>;
+  /** The running agent's memory in bytes (rss, heap_total, heap_used, external). */
+  memory?: Record<string, number>;
 }
 
 export interface QueryBackend {

@@ -94,12 +94,24 @@ export class StoreQueryBackend implements QueryBackend {
       receivers: live.receivers,
       counters: live.counters.snapshot(),
       storage: { ...storage, pending_rows: this.store.pendingRows },
+      memory: memoryReport(),
     };
   }
 
   async close(): Promise<void> {
     if (this.options.closeStore) await this.store.close();
   }
+}
+
+/** The agent process's memory, in bytes. */
+function memoryReport(): Record<string, number> {
+  const usage = Deno.memoryUsage();
+  return {
+    rss: usage.rss,
+    heap_total: usage.heapTotal,
+    heap_used: usage.heapUsed,
+    external: usage.external,
+  };
 }
 
 /** `--db FILE`: reads a stopped agent's database. */

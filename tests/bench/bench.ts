@@ -7,7 +7,8 @@
  * requests sent to a server that only reads the body (the cost of the HTTP
  * transport on this machine), so results read as ratios.
  *
- * Options: --seconds N (per load phase, default 10), --concurrency N (4).
+ * Options: --seconds N (per load phase, default 10), --concurrency N (10, the
+ * OpenTelemetry Collector exporter's default number of sending consumers).
  */
 import { parseArgs } from "node:util";
 import { AgentProcess, freePort } from "../support/agent_process.ts";
@@ -21,7 +22,7 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     seconds: { type: "string", default: "10" },
-    concurrency: { type: "string", default: "4" },
+    concurrency: { type: "string", default: "10" },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -151,7 +152,7 @@ const stored = (await agent.statusJson()).storage as {
 console.error("bench: loading one hour of data from 100 services");
 let hourPoints = 0;
 for (const body of hourBodies) {
-  const response = await fetch(`${agent.httpUrl}/v1/metrics`, {
+  const response = await fetch(`${queried.httpUrl}/v1/metrics`, {
     method: "POST",
     body,
     headers: { "content-type": "application/x-protobuf" },
@@ -166,7 +167,7 @@ const timeGet = async (path: string) => {
   const times: number[] = [];
   for (let i = 0; i < 15; i++) {
     const start = performance.now();
-    const response = await fetch(`${agent.apiUrl}${path}`);
+    const response = await fetch(`${queried.apiUrl}${path}`);
     await response.json();
     times.push(performance.now() - start);
   }

@@ -35,7 +35,8 @@ export function spanRequests(
     );
   }
   return Array.from({ length: count }, (_, r) => {
-    const copy = template.slice() as Uint8Array<ArrayBuffer>;
+    // A real copy: the encoder returns a Node Buffer, whose slice() is a view.
+    const copy = new Uint8Array(template);
     const view = new DataView(copy.buffer);
     // bytes 3..6 of each trace id carry the request number: unique per copy.
     for (const offset of traceOffsets) view.setUint32(offset + 3, r + 1);
