@@ -149,7 +149,14 @@ const stored = (await agent.statusJson()).storage as {
   rows: Record<string, number>;
 };
 
-console.error("bench: loading one hour of data from 100 services");
+await agent.cleanup();
+
+console.error(
+  "bench: loading one hour of data from 100 services into a new agent",
+);
+const queried = await AgentProcess.start({
+  config: { storage: { retention: "2h" } },
+});
 let hourPoints = 0;
 for (const body of hourBodies) {
   const response = await fetch(`${queried.httpUrl}/v1/metrics`, {
@@ -177,9 +184,9 @@ const timeGet = async (path: string) => {
 const queryTime = await timeGet("/api/v1/query/http?since_ms=3600000");
 const healthTime = await timeGet("/healthz");
 const answer =
-  await (await fetch(`${agent.apiUrl}/api/v1/query/http?since_ms=3600000`))
+  await (await fetch(`${queried.apiUrl}/api/v1/query/http?since_ms=3600000`))
     .json();
-await agent.cleanup();
+await queried.cleanup();
 
 const report = `
 coral-agent benchmark (${SECONDS}s per phase, ${CONCURRENCY} requests in flight, ${navigator.hardwareConcurrency} cores)
