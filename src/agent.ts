@@ -91,6 +91,12 @@ export class Agent {
       this.receivers.otlp_grpc = { listen: grpc.address };
     }
 
+    if (config.beyla.enabled) {
+      log.warn(
+        "beyla.enabled: this build has no eBPF capture yet; RED metrics and spans come from OTLP only",
+      );
+    }
+
     const startedAt = Date.now();
     const api = new QueryApiServer(
       config.agent.api_listen,
