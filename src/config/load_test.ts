@@ -292,9 +292,9 @@ Deno.test("describeConfig summarises without showing the token", async () => {
   );
 });
 
-Deno.test("docs/configuration.md documents every key", async () => {
+Deno.test("the README documents every key", async () => {
   const docs = await Deno.readTextFile(
-    `${import.meta.dirname}/../../docs/configuration.md`,
+    `${import.meta.dirname}/../../README.md`,
   );
   const keys = configKeys();
   assert.ok(keys.includes("beyla.discovery.services[].open_port"));
