@@ -13,6 +13,18 @@ export async function readLimitedBody(
   const encoding = (request.headers.get("content-encoding") ?? "identity")
     .trim().toLowerCase();
   if (!request.body) return new Uint8Array(0);
+  if ((encoding === "identity" || encoding === "") && declared <= maxBytes) {
+    // Content-Length is known and within the limit: one native read.
+    try {
+      return new Uint8Array(await request.arrayBuffer());
+    } catch (error) {
+      throw new OtlpRequestError(
+        "bad_request",
+        `cannot read body: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
   let stream: ReadableStream<Uint8Array> = request.body;
   if (encoding === "gzip") {
     stream = stream.pipeThrough(
