@@ -10,6 +10,24 @@ import {
 
 const TRACE_MARK = "c0ffee";
 
+/** The OpenTelemetry default duration buckets, in seconds. */
+const BOUNDS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.075,
+  0.1,
+  0.25,
+  0.5,
+  0.75,
+  1,
+  2.5,
+  5,
+  7.5,
+  10,
+];
+
 /** `count` copies of a request with `spansPerRequest` spans, ids all unique. */
 export function spanRequests(
   count: number,
@@ -50,22 +68,6 @@ export function histogramRequests(
   pointsPerRequest: number,
 ): Uint8Array<ArrayBuffer>[] {
   const now = Date.now();
-  const bounds = [
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1,
-    2.5,
-    5,
-    7.5,
-    10,
-  ];
   const body = metricsRequestProtobuf(
     "bench-metrics",
     Array.from({ length: pointsPerRequest }, (_, i) => ({
@@ -76,8 +78,8 @@ export function histogramRequests(
         "http.route": `/api/r${i % 100}`,
         "http.response.status_code": i % 10 === 0 ? 500 : 200,
       },
-      bounds,
-      counts: bounds.map((_, b) => (b * 7 + i) % 5).concat([0]),
+      bounds: BOUNDS,
+      counts: BOUNDS.map((_, b) => (b * 7 + i) % 5).concat([0]),
       sum: 1.5,
       timeMs: now - 1000,
     })),
@@ -91,22 +93,6 @@ export function hourOfHistograms(
   routes: number,
 ): Uint8Array<ArrayBuffer>[] {
   const now = Date.now();
-  const bounds = [
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1,
-    2.5,
-    5,
-    7.5,
-    10,
-  ];
   const requests: Uint8Array<ArrayBuffer>[] = [];
   for (let s = 0; s < services; s++) {
     for (let minute = 60; minute >= 1; minute -= 10) {
@@ -122,8 +108,8 @@ export function hourOfHistograms(
                 "http.route": `/api/r${r}`,
                 "http.response.status_code": status,
               },
-              bounds,
-              counts: bounds.map((_, b) => (b + r + m) % 7).concat([
+              bounds: BOUNDS,
+              counts: BOUNDS.map((_, b) => (b + r + m) % 7).concat([
                 status === 500 ? 1 : 0,
               ]),
               sum: 2.5,
