@@ -25,14 +25,17 @@ mkdir -p "$out/app"
 cp -r main.ts deno.json deno.lock src "$out/app/"
 cp -r ffi "$out/app/"
 rm -rf "$out/app/ffi/bpf/vmlinux.h" "$out/app/ffi/bpf/out"
-cp -rL node_modules "$out/app/node_modules"
+# Relative symlinks kept: native addons find their platform packages beside them.
+cp -a node_modules "$out/app/node_modules"
+# The bundled program resolves npm packages from node_modules alone, offline.
+sed -i 's/"nodeModulesDir": "auto"/"nodeModulesDir": "manual"/' "$out/app/deno.json"
 cp "$(command -v deno)" "$out/deno"
 cat > "$out/coral-agent" <<'LAUNCHER'
 #!/bin/sh
 # coral-agent launcher: the bundled Deno runs the bundled program offline.
 here=$(cd "$(dirname "$0")" && pwd)
 export DENO_DIR="${DENO_DIR:-$here/.deno-cache}"
-exec "$here/deno" run -A --cached-only --quiet --no-lock \
+exec "$here/deno" run -A --cached-only --quiet \
   --config "$here/app/deno.json" "$here/app/main.ts" "$@"
 LAUNCHER
 chmod +x "$out/coral-agent"
