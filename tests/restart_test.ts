@@ -9,6 +9,9 @@ import { hexId, traceRequestJson } from "./support/otlp_bodies.ts";
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
 
+const START_MS = Date.now() - 60_000;
+
+/** Spans `first`..`first+n-1`; the same arguments give the same bytes. */
 async function sendSpans(
   agent: AgentProcess,
   service: string,
@@ -19,7 +22,7 @@ async function sendSpans(
     traceId: hexId(first + i, 32),
     spanId: hexId(first + i, 16),
     name: `op-${first + i}`,
-    startMs: Date.now() - 1000,
+    startMs: START_MS + first + i,
     durationMs: 3,
   }));
   const response = await fetch(`${agent.httpUrl}/v1/traces`, {
@@ -59,7 +62,10 @@ test("restart keeps data, session id, and seq_ids keep growing", async () => {
     await agent.restart();
     assert.equal(await spanCount(agent, "before"), 5);
     await sendSpans(agent, "after", 100, 2);
-    const second = (await agent.statusJson()).storage as unknown as Storage;
+    await sendSpans(agent, "before", 1, 5); // a retry after the restart: stored once
+    const status = await agent.statusJson();
+    assert.equal(status.counters["store.spans.duplicate"], 5);
+    const second = status.storage as unknown as Storage;
     assert.equal(second.session_id, first.session_id);
     assert.equal(second.rows.beyla_traces, 7);
     assert.ok(
