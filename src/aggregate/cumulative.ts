@@ -17,6 +17,10 @@
  *   ignored (`<prefix>cumulative_out_of_order`).
  * - Derived deltas have min and max null: the sender's are over the series.
  *
+ * Each batch can be undone (`takeUndo` after it, `undo` if what it produced
+ * could not be stored): its series go back to their state before the batch,
+ * so a retry of the same export yields the same deltas instead of nothing.
+ *
  * The number of series is bounded; the least recently used ones are evicted
  * (`<prefix>series_evicted`). A series seen again after eviction must not be
  * mistaken for a new one, so `freshAfterUs` moves up to the last time of any
@@ -74,6 +78,23 @@ interface ExponentialState extends StateBase {
 
 type SeriesState = ExplicitState | ExponentialState;
 
+/** How to put back the series one batch changed; see `takeUndo`. */
+export interface CumulativeUndo {
+  epoch: number;
+  /** Each series' state before the batch; null where there was none. */
+  before: Map<string, SeriesState | null>;
+}
+
+function cloneState(s: SeriesState): SeriesState {
+  return s.exponential
+    ? {
+      ...s,
+      positiveCounts: s.positiveCounts.slice(),
+      negativeCounts: s.negativeCounts.slice(),
+    }
+    : { ...s, counts: s.counts.slice() };
+}
+
 function sameStart(a: PointTimes, b: PointTimes): boolean {
   return a.startTimeUs === b.startTimeUs &&
     a.startTimeExtraNs === b.startTimeExtraNs;
@@ -123,6 +144,7 @@ export class CumulativeTracker {
   readonly #prefix: string;
   #freshAfterUs: number;
   #epoch = 0;
+  #before = new Map<string, SeriesState | null>();
 
   constructor(options: CumulativeTrackerOptions) {
     this.#counters = options.counters;
@@ -139,12 +161,38 @@ export class CumulativeTracker {
   /** Call once per export; recency is tracked per batch. */
   beginBatch(): void {
     this.#epoch++;
+    this.#before = new Map();
+  }
+
+  /** What puts back the series the current batch changed. */
+  takeUndo(): CumulativeUndo {
+    return { epoch: this.#epoch, before: this.#before };
+  }
+
+  /**
+   * Puts back the series of an earlier batch whose records were not stored.
+   * A series a later batch has touched since keeps its newer state.
+   */
+  undo(undo: CumulativeUndo): void {
+    for (const [key, before] of undo.before) {
+      const now = this.#series.get(key);
+      if (now !== undefined && now.epoch !== undo.epoch) continue;
+      if (before === null) this.#series.delete(key);
+      else this.#series.set(key, before);
+    }
+  }
+
+  /** Keeps the series' state before this batch's first change to it. */
+  #remember(key: string, prev: SeriesState | undefined): void {
+    if (this.#before.has(key)) return;
+    this.#before.set(key, prev === undefined ? null : cloneState(prev));
   }
 
   /** Forgets a series (the sender marked it as gone). */
   forget(key: string): void {
     const state = this.#series.get(key);
     if (state === undefined) return;
+    this.#remember(key, state);
     this.#series.delete(key);
     this.#raiseFreshAfter(state);
   }
@@ -155,6 +203,7 @@ export class CumulativeTracker {
     p: ExplicitHistogramData & PointTimes,
   ): DeltaWindow<ExplicitHistogramData> | null {
     const prev = this.#series.get(key);
+    this.#remember(key, prev);
     if (prev === undefined || prev.exponential) {
       if (prev !== undefined) this.#series.delete(key);
       const first = this.#first(p, p);
@@ -211,6 +260,7 @@ export class CumulativeTracker {
     p: ExponentialHistogramData & PointTimes,
   ): DeltaWindow<ExponentialHistogramData> | null {
     const prev = this.#series.get(key);
+    this.#remember(key, prev);
     if (prev === undefined || !prev.exponential) {
       if (prev !== undefined) this.#series.delete(key);
       const first = this.#first(p, p);

@@ -230,3 +230,51 @@ Deno.test("a late point from before a restart is ignored, not a reset", () => {
   const again = tracker.explicit("k", explicitPoint(125, 130, [1, 0, 0], 1));
   assert.equal(again?.data.count, 0);
 });
+
+Deno.test("undo: a batch whose records were not stored is computed again", () => {
+  const tracker = new CumulativeTracker({
+    counters: new Counters(),
+    freshAfterUs: 50 * S,
+  });
+  tracker.beginBatch();
+  assert.equal(
+    tracker.explicit("a", explicitPoint(100, 110, [1, 2, 3], 10))?.data.count,
+    6,
+  );
+  tracker.beginBatch();
+  const failed = tracker.explicit("a", explicitPoint(100, 120, [2, 4, 5], 20));
+  assert.deepEqual(failed?.data.bucketCounts, [1, 2, 2]);
+  tracker.undo(tracker.takeUndo());
+  tracker.beginBatch();
+  const retried = tracker.explicit("a", explicitPoint(100, 120, [2, 4, 5], 20));
+  assert.deepEqual(retried?.data.bucketCounts, [1, 2, 2]);
+  assert.equal(retried?.windowStartUs, 110 * S);
+
+  // A new series undone is forgotten: its retry is new again, emitted whole.
+  tracker.beginBatch();
+  tracker.explicit("b", explicitPoint(100, 110, [1, 0, 0], 1));
+  tracker.undo(tracker.takeUndo());
+  tracker.beginBatch();
+  assert.equal(
+    tracker.explicit("b", explicitPoint(100, 110, [1, 0, 0], 1))?.whole,
+    true,
+  );
+});
+
+Deno.test("undo leaves series that a later batch changed since", () => {
+  const tracker = new CumulativeTracker({
+    counters: new Counters(),
+    freshAfterUs: 50 * S,
+  });
+  tracker.beginBatch();
+  tracker.explicit("a", explicitPoint(100, 110, [1, 1, 1], 3));
+  tracker.beginBatch();
+  tracker.explicit("a", explicitPoint(100, 120, [2, 2, 2], 6));
+  const first = tracker.takeUndo();
+  tracker.beginBatch();
+  tracker.explicit("a", explicitPoint(100, 130, [3, 3, 3], 9));
+  tracker.undo(first);
+  tracker.beginBatch();
+  const next = tracker.explicit("a", explicitPoint(100, 140, [4, 4, 4], 12));
+  assert.deepEqual(next?.data.bucketCounts, [1, 1, 1]);
+});

@@ -60,6 +60,11 @@ export interface MetricTransformResult {
   rejectedDataPoints: number;
   /** OTLP partial_success.error_message; "" when nothing was rejected. */
   errorMessage: string;
+  /**
+   * Call when `batch` could not be stored: cumulative series go back to
+   * their state before this export, so its retry yields the same deltas.
+   */
+  undo(): void;
 }
 
 type Family = "http" | "grpc" | "sql";
@@ -333,10 +338,12 @@ export class MetricTransformer {
       }
     }
 
+    const undo = this.#tracker.takeUndo();
     return {
       batch,
       rejectedDataPoints: this.#rejected,
       errorMessage: this.#errorMessage(),
+      undo: () => this.#tracker.undo(undo),
     };
   }
 

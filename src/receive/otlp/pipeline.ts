@@ -51,7 +51,12 @@ export class OtlpPipeline implements ExportHandler {
       };
     }
     const result = this.#metrics.transform(decodeMetrics(body, format));
-    await this.options.sink.write(result.batch);
+    try {
+      await this.options.sink.write(result.batch);
+    } catch (error) {
+      result.undo();
+      throw error;
+    }
     return {
       rejected: result.rejectedDataPoints,
       errorMessage: result.errorMessage,
