@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DENO_VERSION=2.9.6
-APT_PACKAGES=(curl ca-certificates clang-16 llvm-16 bpftool libbpf-dev libelf-dev zlib1g-dev)
+APT_PACKAGES=(curl ca-certificates clang-16 llvm-16 bpftool libbpf-dev libelf-dev zlib1g-dev python3 nginx wrk)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

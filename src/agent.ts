@@ -13,6 +13,8 @@ import { OtlpPipeline } from "./receive/otlp/pipeline.ts";
 import { OtlpHttpReceiver } from "./receive/otlp/http_receiver.ts";
 import { OtlpGrpcReceiver } from "./receive/otlp/grpc_receiver.ts";
 import { QueryApiServer } from "./serve/query_api.ts";
+import { HttpCapture } from "./capture/http_capture.ts";
+import { probeCapabilities } from "../ffi/libbpf/mod.ts";
 import { StoreQueryBackend } from "./serve/store_backend.ts";
 
 export interface AgentOptions {
@@ -91,10 +93,24 @@ export class Agent {
       this.receivers.otlp_grpc = { listen: grpc.address };
     }
 
-    if (config.beyla.enabled) {
-      log.warn(
-        "beyla.enabled: this build has no eBPF capture yet; RED metrics and spans come from OTLP only",
-      );
+    if (config.beyla.enabled && config.beyla.protocols.http.enabled) {
+      const report = probeCapabilities();
+      if (!report.canLoad) {
+        log.warn(
+          "beyla.enabled: eBPF capture is not available here; RED metrics and spans come from OTLP only",
+          { missing: report.missing.join("; ") },
+        );
+      } else {
+        const capture = await HttpCapture.start({
+          beyla: config.beyla,
+          sink: store,
+          counters,
+          log,
+        });
+        // Stops before the store, so its last window is stored.
+        this.#components.unshift(capture);
+        log.info("eBPF HTTP capture running");
+      }
     }
 
     const startedAt = Date.now();

@@ -72,6 +72,8 @@ export class AgentProcess {
         http_listen: `127.0.0.1:${ports.http}`,
         grpc_listen: `127.0.0.1:${ports.grpc}`,
       },
+      // eBPF capture only where a test asks for it (config.beyla.enabled).
+      beyla: { enabled: false },
     };
     for (const [section, values] of Object.entries(options.config ?? {})) {
       base[section] = { ...base[section], ...(values as object) };

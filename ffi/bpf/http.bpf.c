@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * HTTP/1.x capture from syscall tracepoints (no kprobes needed).
+ *
+ * For the processes in "http_pids" only, every read/write-like syscall on a
+ * TCP socket is looked at at its exit, knowing how many bytes moved (the
+ * arguments come from the saved registers; writes also stash their entry
+ * time by pid_tgid): the first bytes are classified and per-connection state
+ * kept in "http_conns" (key: pid + fd):
+ *
+ *   server  read "GET /x HTTP/1.1…"  → request starts, first bytes kept
+ *           read (more)              → request bytes counted
+ *           write "HTTP/1.1 200 …"   → one http_event, state back to idle
+ *   client  write "GET /x HTTP/1.1…" → request starts, first bytes kept
+ *           write (more)             → request bytes counted
+ *           read "HTTP/1.1 200 …"    → one http_event, state back to idle
+ *
+ * So the ring buffer carries one record per request/response pair, and user
+ * space parses method, path, headers and status from the copied bytes.
+ * Keep-alive connections go round the same cycle; informational responses
+ * (1xx) are skipped. Connections accepted or connected while the capture
+ * runs get their addresses from the socket at once; older ones when their
+ * first HTTP-looking bytes show up, and a syscall already blocked when the
+ * programs were attached is seen at its exit. The kernel closes an exiting
+ * process's files without close(2): sched_process_exit frees their state.
+ * See http.h for the record and counters.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "http.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Put the shared types into the object's BTF for http_event_layout_test.ts. */
+const struct http_event *unused_http_event __attribute__((unused));
+const enum http_counter *unused_http_counter __attribute__((unused));
+const enum http_side *unused_http_side __attribute__((unused));
+
+/* Set by user space before load; see struct http_config. */
+const volatile struct http_config http_config = {};
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+/* Bytes looked at to classify a chunk: "OPTIONS /" and "HTTP/1.1 200" fit. */
+#define PREFIX_BYTES 16
+
+enum conn_state {
+	CONN_IDLE = 0,
+	CONN_SERVER_REQUEST = 1, /* request read, waiting for the response write */
+	CONN_CLIENT_REQUEST = 2, /* request written, waiting for the response read */
+};
+
+/* What a syscall's second argument points at. */
+enum buf_kind {
+	BUF_PLAIN = 0, /* read, write, sendto, recvfrom: a buffer */
+	BUF_IOV = 1,   /* readv, writev: an iovec array */
+	BUF_MSG = 2,   /* sendmsg, recvmsg: a user_msghdr */
+	BUF_NONE = 3,  /* connect: just the fd */
+};
+
+struct conn_key {
+	__u32 pid;
+	__s32 fd;
+};
+
+struct http_conn {
+	__u64 start_ns;
+	__u64 request_bytes;
+	struct http_endpoints endpoints;
+	__u8 state; /* enum conn_state */
+	__u8 pad;
+	__u16 request_len;
+	__u32 pad2;
+	__u8 request[HTTP_REQUEST_BYTES];
+};
+
+struct syscall_args {
+	__u64 buf;    /* buffer, iovec array or msghdr, per kind */
+	__u64 ts_ns;  /* entry time of a write; 0 when taken from registers */
+	__s32 fd;
+	__u32 kind;   /* enum buf_kind */
+};
+
+/* The discovery filter: PIDs (tgids) to trace -> 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} http_pids SEC(".maps");
+
+/* Per connection state; max_entries from beyla.limits.max_traced_connections. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 10000);
+	__type(key, struct conn_key);
+	__type(value, struct http_conn);
+} http_conns SEC(".maps");
+
+/* Write arguments and entry time from entry to exit, by pid_tgid (a thread is in one syscall at a time). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct syscall_args);
+} http_args SEC(".maps");
+
+/* Size from beyla.limits.ring_buffer_size (a power of two, whole pages). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} http_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HTTP_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} http_counters SEC(".maps");
+
+/* A zeroed connection, the initial value of new entries. */
+static const struct http_conn zero_conn = {};
+
+static __always_inline void count(__u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(&http_counters, &index);
+
+	if (value)
+		__sync_fetch_and_add(value, 1);
+}
+
+static __always_inline __u64 counter(__u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(&http_counters, &index);
+
+	return value ? *value : 0;
+}
+
+static __always_inline bool traced(__u32 pid)
+{
+	return bpf_map_lookup_elem(&http_pids, &pid) != NULL;
+}
+
+/* ---- Classifying the first bytes of a chunk ---- */
+
+static __always_inline bool target_start(__u8 c)
+{
+	return c == '/' || c == 'h' || c == '*';
+}
+
+/* "METHOD SP" then "/", "http…" or "*": a request line. */
+static __always_inline bool is_request(const __u8 *b, __u64 n)
+{
+	if (n < 8)
+		return false;
+	switch (b[0]) {
+	case 'G':
+		return b[1] == 'E' && b[2] == 'T' && b[3] == ' ' && target_start(b[4]);
+	case 'P':
+		if (b[1] == 'U')
+			return b[2] == 'T' && b[3] == ' ' && target_start(b[4]);
+		if (b[1] == 'O')
+			return b[2] == 'S' && b[3] == 'T' && b[4] == ' ' && target_start(b[5]);
+		return b[1] == 'A' && b[2] == 'T' && b[3] == 'C' && b[4] == 'H' && b[5] == ' ' &&
+		       target_start(b[6]);
+	case 'H':
+		return b[1] == 'E' && b[2] == 'A' && b[3] == 'D' && b[4] == ' ' && target_start(b[5]);
+	case 'D':
+		return b[1] == 'E' && b[2] == 'L' && b[3] == 'E' && b[4] == 'T' && b[5] == 'E' &&
+		       b[6] == ' ' && target_start(b[7]);
+	case 'O':
+		return b[1] == 'P' && b[2] == 'T' && b[3] == 'I' && b[4] == 'O' && b[5] == 'N' &&
+		       b[6] == 'S' && b[7] == ' ' && target_start(b[8]);
+	case 'T':
+		return b[1] == 'R' && b[2] == 'A' && b[3] == 'C' && b[4] == 'E' && b[5] == ' ' &&
+		       target_start(b[6]);
+	case 'C':
+		return b[1] == 'O' && b[2] == 'N' && b[3] == 'N' && b[4] == 'E' && b[5] == 'C' &&
+		       b[6] == 'T' && b[7] == ' ';
+	}
+	return false;
+}
+
+/* "HTTP/1." */
+static __always_inline bool is_response(const __u8 *b, __u64 n)
+{
+	return n >= 12 && b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' &&
+	       b[4] == '/' && b[5] == '1' && b[6] == '.';
+}
+
+static __always_inline bool is_digit(__u8 c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* ---- Where a syscall's bytes are ---- */
+
+struct chunk {
+	__u64 ptr; /* first byte */
+	__u64 len; /* bytes there (the first iovec's share for vectored calls) */
+};
+
+static __always_inline bool first_iovec(__u64 iov, __u64 count, struct chunk *out)
+{
+	struct iovec vec;
+
+	if (!iov || count == 0 || bpf_probe_read_user(&vec, sizeof(vec), (void *)iov))
+		return false;
+	out->ptr = (__u64)vec.iov_base;
+	if (vec.iov_len < out->len)
+		out->len = vec.iov_len;
+	return true;
+}
+
+/* The first contiguous chunk of the `moved` bytes the syscall transferred. */
+static __always_inline bool locate(const struct syscall_args *args, __u64 moved, struct chunk *out)
+{
+	out->len = moved;
+	switch (args->kind) {
+	case BUF_PLAIN:
+		out->ptr = args->buf;
+		return out->ptr != 0;
+	case BUF_IOV: {
+		/* readv/writev: the iovec count was args[2]; one entry is enough. */
+		return first_iovec(args->buf, 1, out);
+	}
+	case BUF_MSG: {
+		struct user_msghdr msg;
+
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)args->buf))
+			return false;
+		return first_iovec((__u64)msg.msg_iov, msg.msg_iovlen, out);
+	}
+	}
+	return false;
+}
+
+/* Copies min(len, cap) bytes; cap is a constant, so the verifier sees the bound. */
+#define COPY_USER(dst, cap, len, src)                                                  \
+	({                                                                             \
+		__u64 __n = (len);                                                     \
+		if (__n > (cap))                                                       \
+			__n = (cap);                                                   \
+		asm volatile("" : "+r"(__n));                                          \
+		__n > 0 && __n <= (cap) && !bpf_probe_read_user((dst), __n, (void *)(src)) \
+			? __n                                                          \
+			: 0;                                                           \
+	})
+
+/* ---- Connections ---- */
+
+/* Ends of the TCP socket at `fd` of the current process; false when it is not one. */
+static __always_inline bool socket_endpoints(__s32 fd, struct http_endpoints *ep)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file;
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return false;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return false;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return false;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return false;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		bpf_core_read(ep->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(ep->remote_addr, 4, &sk->__sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		bpf_core_read(ep->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(ep->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		return false;
+	}
+	ep->family = family;
+	ep->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ep->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return true;
+}
+
+/*
+ * Fresh state for a TCP connection (`reset`: also when one exists, as after
+ * accept or connect reused the fd); NULL when `fd` is not a TCP socket.
+ */
+static __always_inline struct http_conn *track(struct conn_key *key, bool reset)
+{
+	struct http_endpoints ep = {};
+	struct http_conn *conn;
+	bool existed;
+
+	if (!socket_endpoints(key->fd, &ep)) {
+		if (reset)
+			bpf_map_delete_elem(&http_conns, key);
+		return NULL;
+	}
+	existed = bpf_map_lookup_elem(&http_conns, key) != NULL;
+	if (!existed) {
+		if (counter(HTTP_COUNTER_CONNS_OPENED) - counter(HTTP_COUNTER_CONNS_CLOSED) >=
+		    http_config.max_conns)
+			count(HTTP_COUNTER_CONN_MAP_FULL);
+		count(HTTP_COUNTER_CONNS_OPENED);
+	}
+	if (bpf_map_update_elem(&http_conns, key, &zero_conn, BPF_ANY))
+		return NULL;
+	conn = bpf_map_lookup_elem(&http_conns, key);
+	if (conn)
+		conn->endpoints = ep;
+	return conn;
+}
+
+static __always_inline void untrack(struct conn_key *key)
+{
+	struct http_conn *conn = bpf_map_lookup_elem(&http_conns, key);
+
+	if (!conn)
+		return;
+	if (conn->state != CONN_IDLE)
+		count(HTTP_COUNTER_UNANSWERED);
+	if (bpf_map_delete_elem(&http_conns, key) == 0)
+		count(HTTP_COUNTER_CONNS_CLOSED);
+}
+
+/* ---- Requests and responses ---- */
+
+static __always_inline void start_request(struct http_conn *conn, __u8 state, __u64 start_ns,
+					  const struct chunk *chunk, __u64 moved)
+{
+	if (conn->state != CONN_IDLE)
+		count(HTTP_COUNTER_UNANSWERED);
+	conn->state = state;
+	conn->start_ns = start_ns;
+	conn->request_bytes = moved;
+	conn->request_len = COPY_USER(conn->request, HTTP_REQUEST_BYTES, chunk->len, chunk->ptr);
+}
+
+static __always_inline void finish(struct http_conn *conn, const struct conn_key *key, __u8 side,
+				   __u64 end_ns, const struct chunk *chunk, __u64 moved)
+{
+	struct http_event *event;
+
+	conn->state = CONN_IDLE;
+	event = bpf_ringbuf_reserve(&http_events, sizeof(*event), 0);
+	if (!event) {
+		count(HTTP_COUNTER_DROPPED);
+		return;
+	}
+	event->start_ns = conn->start_ns;
+	event->end_ns = end_ns;
+	event->request_bytes = conn->request_bytes;
+	event->response_bytes = moved;
+	event->pid = key->pid;
+	event->fd = key->fd;
+	event->endpoints = conn->endpoints;
+	event->side = side;
+	event->pad = 0;
+	event->request_len = conn->request_len;
+	__builtin_memcpy(event->request, conn->request, HTTP_REQUEST_BYTES);
+	event->response_len =
+		COPY_USER(event->response, HTTP_RESPONSE_BYTES, chunk->len, chunk->ptr);
+	bpf_ringbuf_submit(event, 0);
+	count(HTTP_COUNTER_EVENTS);
+}
+
+/*
+ * A chunk moved by the traced process: `inbound` for reads. The prefix is
+ * classified first, so bytes that are no HTTP cost one lookup and one copy.
+ */
+static __always_inline void on_data(__u64 pid_tgid, const struct syscall_args *args, __s64 ret,
+				    bool inbound)
+{
+	struct conn_key key = { .pid = pid_tgid >> 32, .fd = args->fd };
+	__u8 prefix[PREFIX_BYTES] = {};
+	struct http_conn *conn;
+	struct chunk chunk;
+	__u64 now, seen;
+	bool request, response;
+
+	if (ret <= 0 || !locate(args, ret, &chunk))
+		return;
+	seen = COPY_USER(prefix, PREFIX_BYTES, chunk.len, chunk.ptr);
+	request = is_request(prefix, seen);
+	response = !request && is_response(prefix, seen);
+	conn = bpf_map_lookup_elem(&http_conns, &key);
+	if (!conn) {
+		if (!request && !response)
+			return;
+		conn = track(&key, false);
+		if (!conn) {
+			count(HTTP_COUNTER_NOT_INET);
+			return;
+		}
+	}
+	now = bpf_ktime_get_ns();
+
+	if (response) {
+		if (!is_digit(prefix[9]) || !is_digit(prefix[10]) || !is_digit(prefix[11])) {
+			count(HTTP_COUNTER_UNPARSABLE);
+			return;
+		}
+		if (prefix[9] == '1')
+			return; /* 100 Continue and friends: the real response follows */
+		if (inbound && conn->state == CONN_CLIENT_REQUEST)
+			finish(conn, &key, HTTP_SIDE_CLIENT, now, &chunk, ret);
+		else if (!inbound && conn->state == CONN_SERVER_REQUEST)
+			finish(conn, &key, HTTP_SIDE_SERVER, args->ts_ns, &chunk, ret);
+		else
+			count(HTTP_COUNTER_UNPAIRED_RESPONSE);
+		return;
+	}
+	if (request) {
+		if (inbound)
+			start_request(conn, CONN_SERVER_REQUEST, now, &chunk, ret);
+		else
+			start_request(conn, CONN_CLIENT_REQUEST, args->ts_ns, &chunk, ret);
+		return;
+	}
+	/* The rest of a request (body, headers split over chunks). */
+	if ((inbound && conn->state == CONN_SERVER_REQUEST) ||
+	    (!inbound && conn->state == CONN_CLIENT_REQUEST))
+		conn->request_bytes += ret;
+}
+
+/* ---- Write entry: stash the arguments and the time ---- */
+
+static __always_inline int stash(struct trace_event_raw_sys_enter *ctx, __u32 kind)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct syscall_args args = {};
+
+	if (!traced(pid_tgid >> 32))
+		return 0;
+	args.fd = (__s32)ctx->args[0];
+	args.buf = ctx->args[1];
+	args.kind = kind;
+	args.ts_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&http_args, &pid_tgid, &args, BPF_ANY);
+	return 0;
+}
+
+/* ---- Exit: the return value says how many bytes moved ---- */
+
+
+/*
+ * A syscall's fd and buffer at its exit: the saved user registers still hold
+ * the arguments (x86-64 keeps them; arm64's first one is orig_x0, which the
+ * _SYSCALL macro reads). So reads need no entry program, and a syscall that
+ * entered before the programs were attached (a server blocked in read on an
+ * idle keep-alive connection) is seen too.
+ */
+static __always_inline bool args_from_regs(struct syscall_args *args, __u32 kind)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	if (!regs)
+		return false;
+	args->fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	args->buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	args->kind = kind;
+	args->ts_ns = 0;
+	return true;
+}
+
+/*
+ * Reads: everything at exit. The request starts (server) or the response
+ * arrives (client) when the read returns with the bytes.
+ */
+static __always_inline int read_exit(struct trace_event_raw_sys_exit *ctx, __u32 kind)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct syscall_args args = {};
+
+	if (ctx->ret <= 0 || !traced(pid_tgid >> 32) || !args_from_regs(&args, kind))
+		return 0;
+	on_data(pid_tgid, &args, ctx->ret, true);
+	return 0;
+}
+
+/*
+ * Writes: the entry stashed its time, when the process handed the bytes
+ * over (a blocking write may return much later); without a stash (entered
+ * before attach) the exit time stands in.
+ */
+static __always_inline int write_exit(struct trace_event_raw_sys_exit *ctx, __u32 kind)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct syscall_args *stashed;
+	struct syscall_args args = {};
+
+	if (!traced(pid_tgid >> 32))
+		return 0;
+	stashed = bpf_map_lookup_elem(&http_args, &pid_tgid);
+	if (stashed) {
+		args = *stashed;
+		bpf_map_delete_elem(&http_args, &pid_tgid);
+	} else if (ctx->ret <= 0 || !args_from_regs(&args, kind)) {
+		return 0;
+	} else {
+		args.ts_ns = bpf_ktime_get_ns();
+	}
+	on_data(pid_tgid, &args, ctx->ret, false);
+	return 0;
+}
+
+#define READ_PROGRAM(syscall, kind)                                            \
+	SEC("tracepoint/syscalls/sys_exit_" #syscall)                          \
+	int coral_http_##syscall##_exit(struct trace_event_raw_sys_exit *ctx)   \
+	{                                                                      \
+		return read_exit(ctx, kind);                                   \
+	}
+
+#define WRITE_PROGRAMS(syscall, kind)                                          \
+	SEC("tracepoint/syscalls/sys_enter_" #syscall)                         \
+	int coral_http_##syscall##_enter(struct trace_event_raw_sys_enter *ctx) \
+	{                                                                      \
+		return stash(ctx, kind);                                       \
+	}                                                                      \
+	SEC("tracepoint/syscalls/sys_exit_" #syscall)                          \
+	int coral_http_##syscall##_exit(struct trace_event_raw_sys_exit *ctx)   \
+	{                                                                      \
+		return write_exit(ctx, kind);                                  \
+	}
+
+READ_PROGRAM(read, BUF_PLAIN)
+READ_PROGRAM(recvfrom, BUF_PLAIN)
+READ_PROGRAM(readv, BUF_IOV)
+READ_PROGRAM(recvmsg, BUF_MSG)
+WRITE_PROGRAMS(write, BUF_PLAIN)
+WRITE_PROGRAMS(sendto, BUF_PLAIN)
+WRITE_PROGRAMS(writev, BUF_IOV)
+WRITE_PROGRAMS(sendmsg, BUF_MSG)
+
+/* ---- Connection lifecycle ---- */
+
+static __always_inline int accepted(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = { .pid = pid_tgid >> 32, .fd = (__s32)ctx->ret };
+
+	if (ctx->ret < 0 || !traced(key.pid))
+		return 0;
+	track(&key, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int coral_http_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int coral_http_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int coral_http_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = { .pid = pid_tgid >> 32 };
+	struct syscall_args args = {};
+
+	if ((ctx->ret != 0 && ctx->ret != -EINPROGRESS) || !traced(key.pid) ||
+	    !args_from_regs(&args, BUF_NONE))
+		return 0;
+	key.fd = args.fd;
+	track(&key, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int coral_http_close_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = { .pid = pid_tgid >> 32, .fd = (__s32)ctx->args[0] };
+
+	if (traced(key.pid))
+		untrack(&key);
+	return 0;
+}
+
+static long forget_conn(struct bpf_map *map, struct conn_key *key, struct http_conn *conn,
+			__u32 *pid)
+{
+	if (key->pid == *pid && bpf_map_delete_elem(map, key) == 0)
+		count(HTTP_COUNTER_CONNS_CLOSED);
+	return 0;
+}
+
+/* The kernel closes an exiting process's files without close(2): free its state here. */
+SEC("tracepoint/sched/sched_process_exit")
+int coral_http_process_exit(void *ctx)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!traced(pid) || BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	bpf_for_each_map_elem(&http_conns, forget_conn, &pid, 0);
+	bpf_map_delete_elem(&http_pids, &pid);
+	return 0;
+}

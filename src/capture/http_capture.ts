@@ -1,0 +1,445 @@
+/**
+ * eBPF capture of HTTP/1.x: loads ffi/bpf/http.bpf.c, keeps its PID filter in
+ * step with discovery, reads one ring-buffer record per request/response
+ * pair, and hands windows of RED metrics and spans to a `RecordSink`.
+ *
+ * Loader steps in a fixed order (open → map sizes and read-only settings →
+ * load → attach → ring buffer → timers → discovery), teardown in reverse;
+ * every failure says which step failed.
+ *
+ * @example
+ * ```ts
+ * const capture = await HttpCapture.start({ beyla: config.beyla, sink: store, counters, log });
+ * // … discovery adds PIDs by itself; capture.addPid(pid, "name") works too
+ * await capture.shutdown(); // flushes the open window first
+ * ```
+ *
+ * @module
+ */
+import { embeddedObject } from "../../ffi/bpf/objects.ts";
+import {
+  BpfObject,
+  readU64,
+  RingBufferReader,
+  type RingBufferStats,
+  u32,
+} from "../../ffi/libbpf/mod.ts";
+import type { BpfMap } from "../../ffi/libbpf/mod.ts";
+import type { BeylaConfig } from "../config/schema.ts";
+import type { Counters } from "../model/counters.ts";
+import {
+  emptyBatch,
+  type RecordBatch,
+  type RecordSink,
+} from "../model/records.ts";
+import type { Logger } from "../log.ts";
+import { parseRequestHead, parseStatusLine } from "../decode/http1.ts";
+import { measureClockOffset } from "./clock.ts";
+import { Discovery } from "./discovery.ts";
+import {
+  decodeHttpEvent,
+  HTTP,
+  HTTP_COUNTER,
+  type HttpCounterName,
+  HttpEventError,
+  writeHttpConfig,
+} from "./http_event_layout.ts";
+import { HttpWindows } from "./http_windows.ts";
+
+/** The logger methods the capture uses. */
+export type CaptureLog = Pick<Logger, "debug" | "info" | "warn" | "error">;
+
+/** Options of {@linkcode HttpCapture.start}. */
+export interface HttpCaptureOptions {
+  /** discovery.services, protocols.http, attributes, sampling, limits. */
+  beyla: BeylaConfig;
+  sink: RecordSink;
+  counters: Counters;
+  log: CaptureLog;
+  /** Length of a metrics window; default 10000 ms. */
+  windowMs?: number;
+  /** How often spans are handed to the sink; default 1000 ms. */
+  spanFlushMs?: number;
+  /** Rescan period of discovery; default 2000 ms. */
+  discoveryIntervalMs?: number;
+  /** Run discovery from beyla.discovery.services; default true. */
+  discovery?: boolean;
+  /** Batches waiting for the sink before new ones are dropped (counted); default 16. */
+  maxPendingBatches?: number;
+}
+
+/** What {@linkcode HttpCapture.stats} reports. */
+export interface HttpCaptureStats {
+  /** Traced PIDs and their service names. */
+  pids: Record<number, string>;
+  /** The kernel's counters (see ffi/bpf/http.h). */
+  kernel: Record<HttpCounterName, number>;
+  ring: RingBufferStats;
+  /** Records the kernel paired that became exchanges. */
+  exchanges: number;
+  /** Records dropped in user space, by reason. */
+  rejected: Record<string, number>;
+  discovery: { scans: number; lastScanMs: number; rules: number } | null;
+  /** Unix µs minus CLOCK_MONOTONIC µs, and its error bound. */
+  clock: { offsetUs: number; uncertaintyUs: number };
+}
+
+const PAGE_SIZE = 4096;
+/** Records per ring-buffer turn: ~5 µs each, so a turn holds the event loop ~5 ms. */
+const BATCH_LIMIT = 1024;
+/** Spans go to the sink when this many wait, without waiting for the timer. */
+const SPAN_BATCH = 4096;
+
+/** The ring buffer size the kernel accepts: a power of two, at least a page. */
+export function ringBufferBytes(requested: number): number {
+  let size = PAGE_SIZE;
+  while (size < requested && size < 2 ** 30) size *= 2;
+  return size;
+}
+
+export class HttpCapture {
+  readonly #options: HttpCaptureOptions;
+  readonly #counters: Counters;
+  readonly #log: CaptureLog;
+  readonly #windows: HttpWindows;
+  readonly #pids = new Map<number, string>();
+  /** PIDs removed during this window: their last records still get a name. */
+  #retired = new Map<number, string>();
+  readonly #rejected: Record<string, number> = {};
+  #object: BpfObject | undefined;
+  #pidMap: BpfMap | undefined;
+  #counterMap: BpfMap | undefined;
+  #reader: RingBufferReader | undefined;
+  #discovery: Discovery | undefined;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #clock = { offsetUs: 0, uncertaintyUs: 0 };
+  #kernelSeen: Record<string, number> = {};
+  #exchanges = 0;
+  #writes: Promise<void> = Promise.resolve();
+  #pendingBatches = 0;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(options: HttpCaptureOptions) {
+    this.#options = options;
+    this.#counters = options.counters;
+    this.#log = options.log;
+    this.#windows = new HttpWindows({
+      beyla: options.beyla,
+      counters: options.counters,
+    });
+  }
+
+  /**
+   * Loads and attaches the probes, starts reading, the window timers and
+   * discovery. Throws "Cannot start eBPF HTTP capture: <step>: <detail>"
+   * (cause kept) after undoing what it did.
+   */
+  static async start(options: HttpCaptureOptions): Promise<HttpCapture> {
+    const capture = new HttpCapture(options);
+    try {
+      await capture.#start();
+    } catch (error) {
+      await capture.shutdown().catch(() => {});
+      throw error;
+    }
+    return capture;
+  }
+
+  async #start(): Promise<void> {
+    const { beyla } = this.#options;
+    const limits = beyla.limits;
+    const object = await step(
+      "open",
+      async () =>
+        BpfObject.openMem(await embeddedObject(HTTP.object), HTTP.object),
+    );
+    this.#object = object;
+    const ringBytes = ringBufferBytes(limits.ring_buffer_size);
+    if (ringBytes !== limits.ring_buffer_size) {
+      this.#log.info("ebpf: ring buffer size rounded up to a power of two", {
+        configured: limits.ring_buffer_size,
+        bytes: ringBytes,
+      });
+    }
+    await step("configure", () => {
+      object.setMapMaxEntries(HTTP.maps.conns, limits.max_traced_connections);
+      object.setMapMaxEntries(HTTP.maps.events, ringBytes);
+      object.editRodata((data) =>
+        writeHttpConfig(data, { maxConns: limits.max_traced_connections })
+      );
+    });
+    await step("load", () => object.load());
+    await step("attach", () => object.attachAll());
+    this.#pidMap = object.map(HTTP.maps.pids);
+    this.#counterMap = object.map(HTTP.maps.counters);
+    this.#clock = measureClockOffset();
+    this.#reader = await step("ring buffer", () =>
+      RingBufferReader.open(
+        object.mapFd(HTTP.maps.events),
+        (view) => this.#onRecord(view),
+        {
+          batchLimit: BATCH_LIMIT,
+          onHandlerError: (error) =>
+            this.#log.error("ebpf: http record handler failed", {
+              error: String(error),
+            }),
+        },
+      ));
+    this.#reader.start();
+
+    const windowMs = this.#options.windowMs ?? 10_000;
+    const spanFlushMs = this.#options.spanFlushMs ?? 1000;
+    this.#timers.push(
+      setInterval(() => this.#closeWindow(), windowMs),
+      setInterval(() => this.#flushSpans(), spanFlushMs),
+    );
+
+    const services = beyla.discovery.services;
+    if (this.#options.discovery !== false && services.length > 0) {
+      this.#discovery = await step("discovery", () =>
+        new Discovery({
+          services,
+          intervalMs: this.#options.discoveryIntervalMs,
+          onChange: ({ added, removed }) => {
+            for (const pid of removed) this.removePid(pid);
+            for (const [pid, name] of added) this.addPid(pid, name);
+          },
+          warn: (message) => this.#log.warn(message),
+        }));
+      await this.#discovery.start();
+    }
+    this.#log.info("ebpf: http capture running", {
+      programs: object.programs().length,
+      max_traced_connections: limits.max_traced_connections,
+      ring_buffer_bytes: ringBytes,
+      pids: this.#pids.size,
+    });
+  }
+
+  /** Traced PIDs and their service names. */
+  get pids(): ReadonlyMap<number, string> {
+    return this.#pids;
+  }
+
+  /** Starts tracing a process (its tgid) under `serviceName`. */
+  addPid(pid: number, serviceName: string): void {
+    const map = this.#live("addPid");
+    map.update(u32(pid), Uint8Array.of(1));
+    const before = this.#pids.get(pid);
+    this.#pids.set(pid, serviceName);
+    this.#retired.delete(pid);
+    if (before !== serviceName) {
+      this.#log.info("ebpf: tracing process", { pid, service: serviceName });
+    }
+  }
+
+  /** Stops tracing a process; records already in flight keep its name. */
+  removePid(pid: number): void {
+    const map = this.#live("removePid");
+    map.delete(u32(pid));
+    const name = this.#pids.get(pid);
+    if (name === undefined) return;
+    this.#pids.delete(pid);
+    this.#retired.set(pid, name);
+    this.#log.info("ebpf: no longer tracing process", { pid, service: name });
+  }
+
+  /** Counters of the kernel, the ring buffer and user space. */
+  get stats(): HttpCaptureStats {
+    return {
+      pids: Object.fromEntries(this.#pids),
+      kernel: this.#readKernelCounters(),
+      ring: this.#reader?.stats ??
+        { records: 0, handlerErrors: 0, batches: 0, waitErrors: 0 },
+      exchanges: this.#exchanges,
+      rejected: { ...this.#rejected },
+      discovery: this.#discovery?.stats ?? null,
+      clock: { ...this.#clock },
+    };
+  }
+
+  /** Rescans processes now (when discovery runs). */
+  async rescan(): Promise<void> {
+    await this.#discovery?.scan();
+  }
+
+  /**
+   * Reads what the kernel has written so far, ends the open window early and
+   * hands everything to the sink; resolves once the sink has it.
+   */
+  async flush(): Promise<void> {
+    this.#drain();
+    this.#closeWindow();
+    await this.#writes;
+  }
+
+  /**
+   * Stops discovery and timers, flushes, detaches and unloads the programs.
+   * Safe twice, and after a failed start.
+   */
+  shutdown(): Promise<void> {
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  async #shutdown(): Promise<void> {
+    await this.#discovery?.stop();
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
+    const reader = this.#reader;
+    if (reader !== undefined) {
+      await reader.stop(); // drains what the kernel already wrote
+      this.#closeWindow();
+    }
+    this.#reader = undefined;
+    this.#pidMap = undefined;
+    this.#counterMap = undefined;
+    const object = this.#object;
+    this.#object = undefined;
+    try {
+      object?.close();
+    } finally {
+      await this.#writes;
+      if (object !== undefined) this.#log.info("ebpf: http capture stopped");
+    }
+  }
+
+  #live(method: string): BpfMap {
+    if (this.#stopping !== undefined || this.#pidMap === undefined) {
+      throw new Error(`HttpCapture: ${method}() after shutdown()`);
+    }
+    return this.#pidMap;
+  }
+
+  #drain(): void {
+    const reader = this.#reader;
+    if (reader === undefined) return;
+    for (let turn = 0; turn < 1024 && reader.consume() >= BATCH_LIMIT; turn++) {
+      // keep going while turns come back full
+    }
+  }
+
+  #reject(reason: string): void {
+    this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
+    this.#counters.add(`ebpf.http.rejected.${reason}`);
+  }
+
+  #onRecord(view: DataView): void {
+    let event;
+    try {
+      event = decodeHttpEvent(view, { copy: false }); // parsed right here
+    } catch (error) {
+      if (error instanceof HttpEventError) return this.#reject(error.reason);
+      throw error;
+    }
+    const service = this.#pids.get(event.pid) ?? this.#retired.get(event.pid);
+    if (service === undefined) return this.#reject("unknown_pid");
+    const head = parseRequestHead(event.request);
+    if (head === undefined) return this.#reject("unparsable_request");
+    const status = parseStatusLine(event.response);
+    if (status === undefined) return this.#reject("unparsable_response");
+    const durationNs = event.endNs > event.startNs
+      ? Number(event.endNs - event.startNs)
+      : 0;
+    this.#exchanges++;
+    this.#windows.add({
+      serviceName: service,
+      pid: event.pid,
+      side: event.side,
+      method: head.method,
+      path: head.path,
+      statusCode: status.statusCode,
+      startTimeUs: Number(event.startNs / 1000n) + this.#clock.offsetUs,
+      durationNs,
+      localAddress: event.localAddress,
+      localPort: event.localPort,
+      remoteAddress: event.remoteAddress,
+      remotePort: event.remotePort,
+      requestBytes: event.requestBytes,
+      traceparent: head.traceparent,
+    });
+    if (this.#windows.pendingSpans >= SPAN_BATCH) this.#flushSpans();
+  }
+
+  #closeWindow(): void {
+    this.#syncKernelCounters();
+    const batch = emptyBatch();
+    batch.http = this.#windows.closeWindow();
+    batch.spans = this.#windows.takeSpans();
+    this.#retired = new Map();
+    // Re-measure: NTP may have stepped the wall clock.
+    this.#clock = measureClockOffset();
+    this.#write(batch);
+  }
+
+  #flushSpans(): void {
+    if (this.#windows.pendingSpans === 0) return;
+    this.#write({ ...emptyBatch(), spans: this.#windows.takeSpans() });
+  }
+
+  #write(batch: RecordBatch): void {
+    const size = batch.http.length + batch.spans.length;
+    if (size === 0) return;
+    const max = this.#options.maxPendingBatches ?? 16;
+    if (this.#pendingBatches >= max) {
+      this.#counters.add(
+        "ebpf.http.dropped.sink_busy.metrics",
+        batch.http.length,
+      );
+      this.#counters.add(
+        "ebpf.http.dropped.sink_busy.spans",
+        batch.spans.length,
+      );
+      return;
+    }
+    this.#pendingBatches++;
+    this.#writes = this.#writes.then(async () => {
+      try {
+        await this.#options.sink.write(batch);
+      } catch (error) {
+        this.#counters.add("ebpf.http.sink_errors");
+        this.#log.error("ebpf: writing http records failed", {
+          error: String(error),
+          metrics: batch.http.length,
+          spans: batch.spans.length,
+        });
+      } finally {
+        this.#pendingBatches--;
+      }
+    });
+  }
+
+  #readKernelCounters(): Record<HttpCounterName, number> {
+    const out = {} as Record<HttpCounterName, number>;
+    const map = this.#counterMap;
+    for (const [name, index] of Object.entries(HTTP_COUNTER)) {
+      const value = map?.lookup(u32(index));
+      out[name as HttpCounterName] = value === undefined
+        ? this.#kernelSeen[name] ?? 0
+        : Number(readU64(value));
+    }
+    return out;
+  }
+
+  /** Adds what the kernel counted since last time to `ebpf.http.kernel.*`. */
+  #syncKernelCounters(): void {
+    if (this.#counterMap === undefined) return;
+    const now = this.#readKernelCounters();
+    for (const [name, value] of Object.entries(now)) {
+      const delta = value - (this.#kernelSeen[name] ?? 0);
+      if (delta > 0) this.#counters.add(`ebpf.http.kernel.${name}`, delta);
+      this.#kernelSeen[name] = value;
+    }
+  }
+}
+
+/** Runs one loader step; a failure becomes "Cannot start eBPF HTTP capture: <step>: …". */
+async function step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw new Error(`Cannot start eBPF HTTP capture: ${name}: ${detail}`, {
+      cause,
+    });
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * Turns decoded HTTP exchanges (one request/response pair each) into what
+ * the store keeps: per window, one `HttpMetricRecord` per (service, side,
+ * method, route, status [, peer for clients]) with a fine log-linear latency
+ * histogram; and one `SpanRecord` per exchange, sampled by trace id.
+ *
+ * Windows are cut by the caller (`closeWindow`, on a timer and at shutdown);
+ * an exchange counts in the window open when it is added. Memory is bounded:
+ * series per window and spans waiting to be taken each have a limit, and
+ * what goes over is counted, not kept.
+ *
+ * @module
+ */
+import type { BeylaConfig } from "../config/schema.ts";
+import type { Counters } from "../model/counters.ts";
+import type {
+  Attributes,
+  CallSide,
+  HttpMetricRecord,
+  SpanRecord,
+} from "../model/records.ts";
+import { LogLinearHistogram } from "../aggregate/log_linear.ts";
+import { normaliseRoute } from "../aggregate/routes.ts";
+import { keepTrace } from "../aggregate/sampling.ts";
+import type { Traceparent } from "../decode/http1.ts";
+
+/** One HTTP request and its response, as the capture saw them. */
+export interface HttpExchange {
+  serviceName: string;
+  pid: number;
+  side: CallSide;
+  method: string;
+  /** Raw path, no query ("/users/42"); "" when unknown. */
+  path: string;
+  statusCode: number;
+  /** Start as Unix microseconds. */
+  startTimeUs: number;
+  durationNs: number;
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+  /** Bytes of the whole request (headers and body). */
+  requestBytes: number;
+  traceparent?: Traceparent;
+}
+
+/** Options of {@linkcode HttpWindows}. */
+export interface HttpWindowsOptions {
+  /** Uses protocols.http.route_patterns, attributes and sampling.rate. */
+  beyla: BeylaConfig;
+  counters: Counters;
+  /** Start of the first window (Unix ms); default now. */
+  startMs?: number;
+  /** Series per window before new ones are dropped (counted). Default 10000. */
+  maxSeries?: number;
+  /** Spans held until takeSpans() before new ones are dropped (counted). Default 50000. */
+  maxPendingSpans?: number;
+  /** Random bytes for trace and span ids; default crypto.getRandomValues. */
+  randomBytes?: (into: Uint8Array) => void;
+}
+
+interface Series {
+  serviceName: string;
+  side: CallSide;
+  method: string;
+  route: string;
+  statusCode: number;
+  attributes: Attributes;
+  histogram: LogLinearHistogram;
+}
+
+const MAX_ROUTE_CACHE = 10_000;
+const MAX_RESOURCES = 1024;
+const NS_PER_MS = 1e6;
+const HEX: string[] = Array.from(
+  { length: 256 },
+  (_, i) => i.toString(16).padStart(2, "0"),
+);
+
+/** OTel: a server span is an error from 500, a client span from 400. */
+export function isHttpError(side: CallSide, statusCode: number): boolean {
+  return statusCode >= (side === "server" ? 500 : 400) || statusCode === 0;
+}
+
+export class HttpWindows {
+  readonly #beyla: BeylaConfig;
+  readonly #counters: Counters;
+  readonly #maxSeries: number;
+  readonly #maxPendingSpans: number;
+  readonly #extra: [string, string][];
+  readonly #random: (into: Uint8Array) => void;
+  readonly #routes = new Map<string, string>();
+  readonly #resources = new Map<string, Attributes>();
+  #series = new Map<string, Series>();
+  #spans: SpanRecord[] = [];
+  #windowStartMs: number;
+  #ids = new Uint8Array(4096);
+  #idOffset = 4096;
+
+  constructor(options: HttpWindowsOptions) {
+    this.#beyla = options.beyla;
+    this.#counters = options.counters;
+    this.#maxSeries = options.maxSeries ?? 10_000;
+    this.#maxPendingSpans = options.maxPendingSpans ?? 50_000;
+    this.#extra = Object.entries(options.beyla.attributes);
+    this.#random = options.randomBytes ??
+      ((into) => crypto.getRandomValues(into));
+    this.#windowStartMs = options.startMs ?? Date.now();
+  }
+
+  /** Series in the open window. */
+  get seriesCount(): number {
+    return this.#series.size;
+  }
+
+  /** Spans waiting for takeSpans(). */
+  get pendingSpans(): number {
+    return this.#spans.length;
+  }
+
+  /** Counts one exchange in the open window and makes its span (unless sampled out). */
+  add(x: HttpExchange): void {
+    this.#counters.add(`ebpf.http.requests.${x.side}`);
+    const route = this.#route(x.path);
+    this.#addToSeries(x, route);
+    this.#addSpan(x, route);
+  }
+
+  /** The spans made since the last call. */
+  takeSpans(): SpanRecord[] {
+    const spans = this.#spans;
+    this.#spans = [];
+    return spans;
+  }
+
+  /**
+   * Ends the open window at `endMs` (default now): one record per series,
+   * latencies in ms. The next window starts at `endMs`.
+   */
+  closeWindow(endMs = Date.now()): HttpMetricRecord[] {
+    const windowStartMs = this.#windowStartMs;
+    const timestampMs = Math.max(endMs, windowStartMs);
+    this.#windowStartMs = timestampMs;
+    const records: HttpMetricRecord[] = [];
+    for (const s of this.#series.values()) {
+      const { bounds, counts } = s.histogram.toExplicit(1 / NS_PER_MS);
+      const min = s.histogram.min;
+      const max = s.histogram.max;
+      records.push({
+        timestampMs,
+        windowStartMs,
+        serviceName: s.serviceName,
+        side: s.side,
+        histogram: {
+          boundsMs: bounds,
+          counts,
+          count: s.histogram.count,
+          sumMs: s.histogram.sum / NS_PER_MS,
+          minMs: min === null ? null : min / NS_PER_MS,
+          maxMs: max === null ? null : max / NS_PER_MS,
+        },
+        attributes: s.attributes,
+        source: "ebpf",
+        method: s.method,
+        route: s.route,
+        statusCode: s.statusCode,
+      });
+    }
+    this.#series = new Map();
+    return records;
+  }
+
+  #addToSeries(x: HttpExchange, route: string): void {
+    const client = x.side === "client";
+    const key =
+      `${x.serviceName}\0${x.side}\0${x.method}\0${route}\0${x.statusCode}${
+        client ? `\0${x.remoteAddress}\0${x.remotePort}` : ""
+      }`;
+    let series = this.#series.get(key);
+    if (series === undefined) {
+      if (this.#series.size >= this.#maxSeries) {
+        this.#counters.add("ebpf.http.series_dropped.too_many_series");
+        return;
+      }
+      const attributes: Attributes = {};
+      if (client) {
+        attributes["server.address"] = x.remoteAddress;
+        attributes["server.port"] = x.remotePort;
+      }
+      this.#addExtra(attributes);
+      series = {
+        serviceName: x.serviceName,
+        side: x.side,
+        method: x.method,
+        route,
+        statusCode: x.statusCode,
+        attributes,
+        histogram: new LogLinearHistogram(),
+      };
+      this.#series.set(key, series);
+    }
+    series.histogram.record(x.durationNs);
+  }
+
+  #addSpan(x: HttpExchange, route: string): void {
+    const error = isHttpError(x.side, x.statusCode);
+    const traceId = x.traceparent?.traceId ?? this.#hex(16);
+    if (!error && !keepTrace(traceId, this.#beyla.sampling.rate)) {
+      this.#counters.add("ebpf.http.spans.sampled_out");
+      return;
+    }
+    if (this.#spans.length >= this.#maxPendingSpans) {
+      this.#counters.add("ebpf.http.spans.dropped.queue_full");
+      return;
+    }
+    // One literal per side: objects of one shape are cheaper to build and store.
+    const attributes: Attributes = x.side === "server"
+      ? {
+        "http.request.method": x.method,
+        "url.path": x.path,
+        "http.response.status_code": x.statusCode,
+        "http.request.size": x.requestBytes,
+        "server.port": x.localPort,
+        "client.address": x.remoteAddress,
+        "client.port": x.remotePort,
+      }
+      : {
+        "http.request.method": x.method,
+        "url.path": x.path,
+        "http.response.status_code": x.statusCode,
+        "http.request.size": x.requestBytes,
+        "server.address": x.remoteAddress,
+        "server.port": x.remotePort,
+      };
+    if (route !== "") attributes["http.route"] = route;
+    this.#addExtra(attributes);
+    this.#spans.push({
+      traceId,
+      spanId: this.#hex(8),
+      parentSpanId: x.traceparent?.parentSpanId ?? "",
+      serviceName: x.serviceName,
+      name: route === "" ? x.method : `${x.method} ${route}`,
+      kind: x.side,
+      startTimeUs: x.startTimeUs,
+      durationUs: Math.floor(x.durationNs / 1000),
+      statusCode: error ? 2 : 0,
+      statusMessage: "",
+      attributes,
+      resourceAttributes: this.#resource(x.serviceName, x.pid),
+      processPid: x.pid,
+      source: "ebpf",
+    });
+  }
+
+  /** Resource attributes, one shared object per process and service name. */
+  #resource(serviceName: string, pid: number): Attributes {
+    const key = `${pid}\0${serviceName}`;
+    let resource = this.#resources.get(key);
+    if (resource === undefined) {
+      if (this.#resources.size >= MAX_RESOURCES) this.#resources.clear();
+      resource = { "service.name": serviceName, "process.pid": pid };
+      this.#resources.set(key, resource);
+    }
+    return resource;
+  }
+
+  #addExtra(attributes: Attributes): void {
+    for (const [key, value] of this.#extra) {
+      if (!Object.hasOwn(attributes, key)) attributes[key] = value;
+    }
+  }
+
+  #route(path: string): string {
+    let route = this.#routes.get(path);
+    if (route === undefined) {
+      route = normaliseRoute(path, this.#beyla.protocols.http.route_patterns);
+      if (this.#routes.size >= MAX_ROUTE_CACHE) this.#routes.clear();
+      this.#routes.set(path, route);
+    }
+    return route;
+  }
+
+  /** `n` random bytes as lowercase hex, never all zero. */
+  #hex(n: number): string {
+    for (;;) {
+      if (this.#idOffset + n > this.#ids.length) {
+        this.#random(this.#ids);
+        this.#idOffset = 0;
+      }
+      let out = "";
+      let zero = true;
+      for (let i = 0; i < n; i++) {
+        const b = this.#ids[this.#idOffset++]!;
+        if (b !== 0) zero = false;
+        out += HEX[b]!;
+      }
+      if (!zero) return out;
+    }
+  }
+}
