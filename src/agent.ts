@@ -14,7 +14,8 @@ import { OtlpHttpReceiver } from "./receive/otlp/http_receiver.ts";
 import { OtlpGrpcReceiver } from "./receive/otlp/grpc_receiver.ts";
 import { QueryApiServer } from "./serve/query_api.ts";
 import { HttpCapture } from "./capture/http_capture.ts";
-import { probeCapabilities } from "../ffi/libbpf/mod.ts";
+import { type CapabilityReport, probeCapabilities } from "../ffi/libbpf/mod.ts";
+import type { CaptureState } from "./serve/capabilities.ts";
 import { StoreQueryBackend } from "./serve/store_backend.ts";
 
 export interface AgentOptions {
@@ -29,6 +30,7 @@ interface Component {
 export class Agent {
   readonly counters = new Counters();
   readonly receivers: Record<string, { listen: string }> = {};
+  #capabilities: CapabilityReport | undefined;
   #components: Component[] = [];
   #stopping: Promise<void> | undefined;
 
@@ -36,6 +38,11 @@ export class Agent {
     readonly config: AgentConfig,
     private readonly options: AgentOptions,
   ) {}
+
+  /** What the kernel allows, probed at start whether or not beyla is enabled. */
+  get capabilities(): CapabilityReport | undefined {
+    return this.#capabilities;
+  }
 
   static async start(
     config: AgentConfig,
@@ -93,24 +100,30 @@ export class Agent {
       this.receivers.otlp_grpc = { listen: grpc.address };
     }
 
-    if (config.beyla.enabled && config.beyla.protocols.http.enabled) {
-      const report = probeCapabilities();
-      if (!report.canLoad) {
-        log.warn(
-          "beyla.enabled: eBPF capture is not available here; RED metrics and spans come from OTLP only",
-          { missing: report.missing.join("; ") },
-        );
-      } else {
-        const capture = await HttpCapture.start({
-          beyla: config.beyla,
-          sink: store,
-          counters,
-          log,
-        });
-        // Stops before the store, so its last window is stored.
-        this.#components.unshift(capture);
-        log.info("eBPF HTTP capture running");
-      }
+    const report = probeCapabilities();
+    this.#capabilities = report;
+    const capture: CaptureState = {};
+    if (!config.beyla.enabled) {
+      capture.reason = "beyla.enabled is false";
+    } else if (!config.beyla.protocols.http.enabled) {
+      capture.reason = "beyla.protocols.http.enabled is false";
+    } else if (!report.canLoad) {
+      capture.reason = "eBPF is not available here, see missing";
+      log.warn(
+        "beyla.enabled: eBPF capture is not available here; RED metrics and spans come from OTLP only",
+        { missing: report.missing.join("; ") },
+      );
+    } else {
+      const http = await HttpCapture.start({
+        beyla: config.beyla,
+        sink: store,
+        counters,
+        log,
+      });
+      // Stops before the store, so its last window is stored.
+      this.#components.unshift(http);
+      capture.stats = () => http.stats;
+      log.info("eBPF HTTP capture running");
     }
 
     const startedAt = Date.now();
@@ -123,6 +136,9 @@ export class Agent {
           counters,
           receivers: this.receivers,
           config: describeConfig(config).split("\n"),
+          beyla: config.beyla,
+          capabilities: report,
+          capture,
         },
       }),
     );

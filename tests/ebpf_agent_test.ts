@@ -2,11 +2,15 @@
  * The eBPF capture inside the real agent process: a service found by
  * discovery, requests from curl, the answer from the real CLI; then the
  * agent is killed (SIGKILL) and no program of ours stays in the kernel, and
- * a new agent on the same database captures again.
+ * a new agent on the same database captures again. `status` shows what the
+ * kernel allows and what the capture does, with and without beyla.
  */
 import assert from "node:assert/strict";
 import { probeCapabilities } from "../ffi/libbpf/mod.ts";
+import type { StatusReport } from "../src/serve/query_backend.ts";
+import { VERSION } from "../src/version.ts";
 import { AgentProcess } from "./support/agent_process.ts";
+import { roundTrip } from "./support/coral_proto.ts";
 import { curl, startTestHttpServer } from "./support/test_http_server.ts";
 
 const report = probeCapabilities();
@@ -144,3 +148,136 @@ ebpfTest(
     }
   },
 );
+
+/** `status --format json`, parsed. */
+async function status(agent: AgentProcess): Promise<StatusReport> {
+  const result = await agent.cli("status", "--format", "json");
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout) as StatusReport;
+}
+
+ebpfTest(
+  "agent: status shows the capabilities, the running capture and its traced PIDs; beyla_capabilities is a BeylaCapabilities message",
+  async () => {
+    await using server = await startTestHttpServer("python", {
+      env: { OTEL_SERVICE_NAME: "checkout-py" },
+    });
+    const agent = await AgentProcess.start({
+      config: {
+        beyla: {
+          enabled: true,
+          // No name: the process's OTEL_SERVICE_NAME names it.
+          discovery: { services: [{ open_port: server.port }] },
+        },
+      },
+    });
+    try {
+      await curl(
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        server.url("/ok"),
+        server.url("/missing"),
+      );
+      let report = await status(agent);
+      const deadline = Date.now() + 30_000;
+      while ((report.capabilities?.capture.exchanges ?? 0) < 2) {
+        assert.ok(Date.now() < deadline, JSON.stringify(report.capabilities));
+        await new Promise((r) => setTimeout(r, 200));
+        report = await status(agent);
+      }
+      const c = report.capabilities;
+      assert.ok(c);
+      assert.equal(c.can_load, true);
+      assert.deepEqual(c.missing, []);
+      for (
+        const feature of [
+          c.kernel,
+          c.libbpf,
+          c.btf,
+          c.bpf_syscall,
+          c.ring_buffer,
+          c.tracepoints,
+          c.uprobes,
+          c.privileges,
+        ]
+      ) {
+        assert.equal(feature.present, true, JSON.stringify(feature));
+      }
+      assert.equal(c.kernel.detail, Deno.osRelease());
+      assert.equal(c.capture.running, true);
+      assert.deepEqual(c.capture.traced_pids, [
+        { pid: server.pid, service: "checkout-py" },
+      ]);
+      assert.equal(c.capture.exchanges, 2);
+      assert.equal(c.capture.kernel?.events, 2);
+      assert.equal(c.capture.kernel?.dropped, 0);
+      assert.deepEqual(c.capture.rejected, {});
+      assert.equal(c.capture.discovery?.rules, 1);
+
+      const beyla = {
+        enabled: true,
+        version: `coral-agent/${VERSION}`,
+        supported_protocols: ["http"],
+        supported_runtimes: ["any (syscall level, plaintext only)"],
+        tracing_enabled: true,
+      };
+      assert.deepEqual(report.beyla_capabilities, beyla);
+      assert.deepEqual(
+        roundTrip("coral.mesh.v1.BeylaCapabilities", {
+          ...report.beyla_capabilities,
+        }),
+        beyla,
+      );
+
+      const text = await agent.cli("status");
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /\ncapabilities:\n {2}kernel: +yes {2}\S/);
+      assert.match(text.stdout, /\n {2}can load: +yes\n/);
+      assert.match(text.stdout, /\n {2}missing: +none\n/);
+      assert.match(text.stdout, /\n {2}ebpf capture: +running\n/);
+      assert.match(
+        text.stdout,
+        new RegExp(`\\n {4}traced pids: +${server.pid} +checkout-py\\n`),
+      );
+      assert.match(text.stdout, /\n {4}exchanges: +2\n/);
+    } finally {
+      await agent.cleanup();
+    }
+  },
+);
+
+Deno.test({
+  name:
+    "agent: with beyla disabled, status still shows the capabilities probe and why the capture does not run",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const agent = await AgentProcess.start(); // the harness disables beyla
+    try {
+      const report = await status(agent);
+      const c = report.capabilities;
+      assert.ok(c);
+      assert.equal(c.can_load, probeCapabilities().canLoad);
+      assert.deepEqual(c.capture, {
+        running: false,
+        reason: "beyla.enabled is false",
+      });
+      assert.deepEqual(report.beyla_capabilities, {
+        enabled: false,
+        version: `coral-agent/${VERSION}`,
+        supported_protocols: ["http"],
+        supported_runtimes: ["any (syscall level, plaintext only)"],
+        tracing_enabled: false,
+      });
+      const text = await agent.cli("status");
+      assert.match(
+        text.stdout,
+        /\n {2}ebpf capture: +not running \(beyla\.enabled is false\)\n/,
+      );
+    } finally {
+      await agent.cleanup();
+    }
+  },
+});

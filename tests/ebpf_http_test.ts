@@ -10,7 +10,11 @@
  */
 import assert from "node:assert/strict";
 import { probeCapabilities } from "../ffi/libbpf/mod.ts";
-import { HttpCapture, type HttpCaptureOptions } from "../src/capture/mod.ts";
+import {
+  exeBaseName,
+  HttpCapture,
+  type HttpCaptureOptions,
+} from "../src/capture/mod.ts";
 import { beylaSchema } from "../src/config/schema.ts";
 import { Counters } from "../src/model/counters.ts";
 import { Logger } from "../src/log.ts";
@@ -21,6 +25,7 @@ import {
   hasNginx,
   hasNode,
   hasWrk,
+  python3,
   type ServerKind,
   startNginx,
   startTestHttpServer,
@@ -336,27 +341,74 @@ for (const kind of ["python", "node", "deno"] as ServerKind[]) {
   );
 }
 
-ebpfTest("latency: a route sleeping 50 ms has its P50 within 5 %", async () => {
-  await using server = await startTestHttpServer();
-  await using c = await startCapture([server]);
-  const n = 20;
-  const urls = Array.from({ length: n }, () => server.url("/sleep/50"));
-  await curl(...urls.flatMap((u) => ["-o", "/dev/null", u]));
-  await settle(c.capture, n);
+ebpfTest(
+  "latency: a route sleeping 50 ms has its P50, P95 and P99 within 5 %",
+  async () => {
+    await using server = await startTestHttpServer();
+    await using c = await startCapture([server]);
+    const n = 20;
+    const urls = Array.from({ length: n }, () => server.url("/sleep/50"));
+    await curl(...urls.flatMap((u) => ["-o", "/dev/null", u]));
+    await settle(c.capture, n);
 
-  const [record, ...rest] = c.sink.http;
-  assert.equal(rest.length, 0);
-  assert.ok(record);
-  assert.equal(record.route, "/sleep/*"); // digits are an id to the route heuristics
-  const h = record.histogram;
-  assert.equal(h.count, n);
-  const p50 = percentile(h.boundsMs, h.counts, 0.5, {
-    min: h.minMs,
-    max: h.maxMs,
-  });
-  assert.ok(p50 !== null && Math.abs(p50 - 50) / 50 <= 0.05, `P50 ${p50} ms`);
-  assert.ok(h.minMs !== null && h.minMs >= 50, `min ${h.minMs} ms`);
-});
+    const [record, ...rest] = c.sink.http;
+    assert.equal(rest.length, 0);
+    assert.ok(record);
+    assert.equal(record.route, "/sleep/*"); // digits are an id to the route heuristics
+    const h = record.histogram;
+    assert.equal(h.count, n);
+    for (const q of [0.5, 0.95, 0.99]) {
+      const p = percentile(h.boundsMs, h.counts, q, {
+        min: h.minMs,
+        max: h.maxMs,
+      });
+      assert.ok(
+        p !== null && Math.abs(p - 50) / 50 <= 0.05,
+        `P${q * 100} ${p} ms (min ${h.minMs}, max ${h.maxMs})`,
+      );
+    }
+    assert.ok(h.minMs !== null && h.minMs >= 50, `min ${h.minMs} ms`);
+  },
+);
+
+ebpfTest(
+  "discovery: a rule without a name uses OTEL_SERVICE_NAME, else the executable's name",
+  async () => {
+    await using named = await startTestHttpServer("python", {
+      env: { OTEL_SERVICE_NAME: "checkout-py" },
+    });
+    // No OTEL_SERVICE_NAME even if the test runs with one.
+    await using plain = await startTestHttpServer("python", {
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    });
+    // /proc/PID/exe is the interpreter with symlinks resolved.
+    const exeName = exeBaseName(Deno.realPathSync(python3()));
+    assert.match(exeName, /^python3/);
+    await using c = await startCapture([named, plain], {
+      beylaExtra: {
+        discovery: {
+          services: [{ open_port: named.port }, { open_port: plain.port }],
+        },
+      },
+    });
+    assert.deepEqual(
+      c.capture.stats.pids,
+      { [named.pid]: "checkout-py", [plain.pid]: exeName },
+    );
+    await curl(named.url("/ok"));
+    await curl(plain.url("/missing"));
+    await settle(c.capture, 2);
+    assert.deepEqual(
+      c.sink.http.map((r) => [r.serviceName, r.route, r.statusCode]).sort(),
+      [["checkout-py", "/ok", 200], [exeName, "/missing", 404]],
+    );
+    assert.deepEqual(
+      c.sink.spans.map((s) => [s.serviceName, s.processPid]).sort(),
+      [["checkout-py", named.pid], [exeName, plain.pid]],
+    );
+  },
+);
 
 ebpfTest("a process discovery does not select produces nothing", async () => {
   await using observed = await startTestHttpServer();

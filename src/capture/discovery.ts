@@ -1,7 +1,10 @@
 /**
  * Which processes the eBPF capture traces: `beyla.discovery.services[]`
  * matched against /proc, rescanned on a timer. A rule matches a process
- * when every selector it sets matches; the first matching rule names it.
+ * when every selector it sets matches; the first matching rule names it, by
+ * its `name`, or when it has none by the process itself: OTEL_SERVICE_NAME
+ * from /proc/PID/environ (the environment it was started with), else the
+ * base name of /proc/PID/exe, else /proc/PID/comm.
  *
  * - `open_port`: the process holds a TCP socket listening on one of the
  *   ports (/proc/net/tcp and tcp6 joined to /proc/PID/fd by socket inode).
@@ -29,7 +32,8 @@ export interface ListeningSocket {
 
 /** A compiled discovery rule. */
 export interface DiscoveryRule {
-  name: string;
+  /** The service name; undefined: the process names itself (see {@linkcode processServiceName}). */
+  name?: string;
   /** Ports the process must listen on (one of them), when set. */
   ports?: (port: number) => boolean;
   /** Executable path test, when set. */
@@ -125,7 +129,8 @@ export function compileRules(
   const rules: DiscoveryRule[] = [];
   const skipped: string[] = [];
   services.forEach((s, i) => {
-    const at = `beyla.discovery.services[${i}] (${s.name})`;
+    const at = `beyla.discovery.services[${i}]` +
+      (s.name === undefined ? "" : ` (${s.name})`);
     if (
       s.k8s_namespace !== undefined || s.k8s_pod_name !== undefined ||
       s.k8s_pod_label !== undefined
@@ -139,7 +144,7 @@ export function compileRules(
       skipped.push(`${at}: no open_port or exe_path`);
       return;
     }
-    const rule: DiscoveryRule = { name: s.name };
+    const rule: DiscoveryRule = s.name === undefined ? {} : { name: s.name };
     if (s.open_port !== undefined) rule.ports = portMatcher(s.open_port);
     if (s.exe_path !== undefined) {
       try {
@@ -158,11 +163,11 @@ export function compileRules(
   return { rules, skipped };
 }
 
-/** The service of the first rule the process matches, or undefined. */
-export function matchService(
+/** The first rule the process matches, or undefined. */
+export function matchRule(
   rules: readonly DiscoveryRule[],
   p: ProcessFacts,
-): string | undefined {
+): DiscoveryRule | undefined {
   for (const rule of rules) {
     if (rule.exe !== undefined && (p.exe === "" || !rule.exe(p.exe))) continue;
     if (rule.ports !== undefined) {
@@ -175,9 +180,71 @@ export function matchService(
       }
       if (!any) continue;
     }
-    return rule.name;
+    return rule;
   }
   return undefined;
+}
+
+/**
+ * The value of `key` in the text of /proc/PID/environ ("K=V" entries, each
+ * ended by NUL); the first entry wins, as getenv(3) does. Entries without
+ * "=" are skipped.
+ */
+export function environValue(
+  environ: Uint8Array | string,
+  key: string,
+): string | undefined {
+  const text = typeof environ === "string"
+    ? environ
+    : new TextDecoder().decode(environ);
+  const prefix = `${key}=`;
+  for (const entry of text.split("\0")) {
+    if (entry.startsWith(prefix)) return entry.slice(prefix.length);
+  }
+  return undefined;
+}
+
+/**
+ * The file name of a /proc/PID/exe target: "/usr/bin/python3.11" →
+ * "python3.11"; the kernel's " (deleted)" suffix (binary replaced since the
+ * start) is dropped. "" for "".
+ */
+export function exeBaseName(exe: string): string {
+  const path = exe.endsWith(" (deleted)") ? exe.slice(0, -10) : exe;
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** What a process says about itself, read from /proc/PID. */
+export interface ProcessIdentity {
+  /** /proc/PID/environ; undefined when unreadable (another user's process). */
+  environ?: Uint8Array | string;
+  /** /proc/PID/exe target; "" or undefined when unreadable. */
+  exe?: string;
+  /** /proc/PID/comm (may end with a newline); undefined when unreadable. */
+  comm?: string;
+}
+
+/**
+ * The service name of a process matched by a rule without `name`:
+ * OTEL_SERVICE_NAME from its environment (blank counts as unset), else the
+ * executable's base name, else its comm. Undefined when none is known (the
+ * process is gone).
+ *
+ * @example
+ * ```ts
+ * processServiceName({ environ: "OTEL_SERVICE_NAME=checkout\0", exe: "/usr/bin/python3.11" }); // "checkout"
+ * processServiceName({ environ: "HOME=/root\0", exe: "/usr/bin/python3.11" }); // "python3.11"
+ * ```
+ */
+export function processServiceName(p: ProcessIdentity): string | undefined {
+  const fromEnv = p.environ === undefined
+    ? undefined
+    : environValue(p.environ, "OTEL_SERVICE_NAME")?.trim();
+  if (fromEnv) return fromEnv;
+  const exe = exeBaseName(p.exe ?? "");
+  if (exe !== "") return exe;
+  const comm = p.comm?.trim();
+  return comm || undefined;
 }
 
 /** The difference between the traced set and a fresh scan. */
@@ -341,14 +408,22 @@ export class Discovery {
           listening.size > 0
         ? listeningPorts(`${root}/${pid}/fd`, listening)
         : new Set<number>();
-      const name = matchService(candidates, {
-        pid,
-        exe,
-        listeningPorts: ports,
-      });
+      const rule = matchRule(candidates, { pid, exe, listeningPorts: ports });
+      if (rule === undefined) continue;
+      const name = rule.name ?? this.#processName(pid, exe);
       if (name !== undefined) found.set(pid, name);
     }
     return found;
+  }
+
+  /** Read at every scan, not cached: an exec(2) changes all three. */
+  #processName(pid: number, exe: string): string | undefined {
+    const dir = `${this.#procRoot}/${pid}`;
+    return processServiceName({
+      environ: readBytes(`${dir}/environ`),
+      exe: exe || readLink(`${dir}/exe`),
+      comm: readText(`${dir}/comm`),
+    });
   }
 }
 
@@ -390,6 +465,14 @@ function listeningPorts(
 function readLink(path: string): string | undefined {
   try {
     return Deno.readLinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function readBytes(path: string): Uint8Array | undefined {
+  try {
+    return Deno.readFileSync(path);
   } catch {
     return undefined;
   }

@@ -4,16 +4,21 @@ import {
   diffPids,
   Discovery,
   type DiscoveryChange,
+  environValue,
+  exeBaseName,
   exeMatcher,
-  matchService,
+  matchRule,
   parseProcNetTcp,
   portMatcher,
+  processServiceName,
   socketInode,
 } from "./discovery.ts";
 
 const testdata = new URL("./testdata/", import.meta.url);
 const tcp = Deno.readTextFileSync(new URL("proc_net_tcp.txt", testdata));
 const tcp6 = Deno.readTextFileSync(new URL("proc_net_tcp6.txt", testdata));
+/** /proc/PID/environ fixtures: "K=V" entries, each ended by NUL. */
+const environ = (name: string) => Deno.readFileSync(new URL(name, testdata));
 
 Deno.test("discovery: listening sockets from /proc/net/tcp and tcp6", () => {
   // Not listening (st 01), inode 0 and garbage lines are skipped.
@@ -78,26 +83,86 @@ Deno.test("discovery: rules need every selector; the first match names the proce
     { name: "api", open_port: 8080, exe_path: "python3" },
     { name: "any-8080", open_port: "8000-8999" },
     { name: "node", exe_path: "**/node" },
+    {},
+    { exe_path: "ruby" },
   ]);
-  assert.deepEqual(rules.map((r) => r.name), ["api", "any-8080", "node"]);
+  assert.deepEqual(rules.map((r) => r.name), [
+    "api",
+    "any-8080",
+    "node",
+    undefined,
+  ]);
   assert.deepEqual(skipped, [
     "beyla.discovery.services[0] (k8s): Kubernetes selectors are not available to this agent",
     "beyla.discovery.services[1] (empty): no open_port or exe_path",
+    "beyla.discovery.services[5]: no open_port or exe_path",
   ]);
   const p = (exe: string, ports: number[]) => ({
     pid: 1,
     exe,
     listeningPorts: new Set(ports),
   });
-  assert.equal(matchService(rules, p("/usr/bin/python3", [8080])), "api");
-  assert.equal(matchService(rules, p("/usr/bin/ruby", [8080])), "any-8080");
-  assert.equal(matchService(rules, p("/usr/bin/python3", [9090])), undefined);
-  assert.equal(matchService(rules, p("/usr/bin/node", [])), "node");
-  assert.equal(matchService(rules, p("", [])), undefined);
+  const name = (exe: string, ports: number[]) =>
+    matchRule(rules, p(exe, ports));
+  assert.equal(name("/usr/bin/python3", [8080]), rules[0]);
+  assert.equal(name("/usr/bin/ruby", [8080]), rules[1]);
+  assert.equal(name("/usr/bin/python3", [9090]), undefined);
+  assert.equal(name("/usr/bin/node", []), rules[2]);
+  assert.equal(name("/usr/bin/ruby", []), rules[3]); // no name: the process names itself
+  assert.equal(name("", []), undefined);
   assert.throws(
     () => compileRules([{ name: "bad", exe_path: "(" }]),
     /^Error: beyla.discovery.services\[0\].exe_path: invalid regular expression/,
   );
+});
+
+Deno.test("discovery: values from /proc/PID/environ", () => {
+  const otel = environ("environ_otel");
+  // The first entry wins, as getenv(3) does.
+  assert.equal(environValue(otel, "OTEL_SERVICE_NAME"), "checkout-py");
+  assert.equal(environValue(otel, "LANG"), "C.UTF-8");
+  assert.equal(environValue(otel, "PATH"), "/usr/local/bin:/usr/bin");
+  const plain = environ("environ_plain");
+  // A longer name with the same start is another variable.
+  assert.equal(environValue(plain, "OTEL_SERVICE_NAME"), undefined);
+  assert.equal(environValue(plain, "OTEL_SERVICE_NAMESPACE"), "shop");
+  assert.equal(environValue(plain, "JAVA_OPTS"), "-Dk=v -Xmx1g"); // split at the first "="
+  assert.equal(environValue(plain, "NOT_A_PAIR"), undefined);
+  assert.equal(
+    environValue(environ("environ_blank"), "OTEL_SERVICE_NAME"),
+    "  ",
+  );
+  assert.equal(environValue("", "HOME"), undefined);
+  assert.equal(environValue("HOME=/root\0", "HOME"), "/root");
+});
+
+Deno.test("discovery: executable base names", () => {
+  assert.equal(exeBaseName("/usr/bin/python3.11"), "python3.11");
+  assert.equal(exeBaseName("/opt/app/server (deleted)"), "server");
+  assert.equal(exeBaseName("server"), "server");
+  assert.equal(exeBaseName(""), "");
+});
+
+Deno.test("discovery: a process without a rule name: OTEL_SERVICE_NAME, else the executable, else comm", () => {
+  const exe = "/usr/bin/python3.11";
+  const comm = "python3\n";
+  assert.equal(
+    processServiceName({ environ: environ("environ_otel"), exe, comm }),
+    "checkout-py",
+  );
+  assert.equal(
+    processServiceName({ environ: environ("environ_plain"), exe, comm }),
+    "python3.11",
+  );
+  // Blank is unset.
+  assert.equal(
+    processServiceName({ environ: environ("environ_blank"), exe, comm }),
+    "python3.11",
+  );
+  // Another user's process: environ and exe unreadable, comm is not.
+  assert.equal(processServiceName({ exe: "", comm }), "python3");
+  assert.equal(processServiceName({ comm: "\n" }), undefined);
+  assert.equal(processServiceName({}), undefined);
 });
 
 Deno.test("discovery: diff of two scans", () => {
@@ -109,9 +174,12 @@ Deno.test("discovery: diff of two scans", () => {
   });
 });
 
-/** A fake /proc: net/tcp{,6} from the fixtures, and processes with exe and fd links. */
+/** A fake /proc: net/tcp{,6} from the fixtures, and processes with exe and fd links, environ and comm. */
 async function fakeProc(
-  processes: Record<number, { exe: string; fds: string[] }>,
+  processes: Record<
+    number,
+    { exe?: string; fds: string[]; environ?: Uint8Array; comm?: string }
+  >,
 ): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "coral-proc-" });
   await Deno.mkdir(`${root}/net`);
@@ -120,7 +188,9 @@ async function fakeProc(
   await Deno.mkdir(`${root}/self`); // not a PID: ignored
   for (const [pid, p] of Object.entries(processes)) {
     await Deno.mkdir(`${root}/${pid}/fd`, { recursive: true });
-    await Deno.symlink(p.exe, `${root}/${pid}/exe`);
+    if (p.exe !== undefined) await Deno.symlink(p.exe, `${root}/${pid}/exe`);
+    if (p.environ) await Deno.writeFile(`${root}/${pid}/environ`, p.environ);
+    if (p.comm) await Deno.writeTextFile(`${root}/${pid}/comm`, p.comm);
     for (const [fd, target] of p.fds.entries()) {
       await Deno.symlink(target, `${root}/${pid}/fd/${fd}`);
     }
@@ -191,6 +261,53 @@ Deno.test("discovery: start() scans at once and then on its timer", async () => 
     await discovery.stop();
     assert.equal(discovery.pids.get(21), "app");
     assert.equal(calls, 2);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("discovery: rules without a name take the process's own name", async () => {
+  const root = await fakeProc({
+    30: {
+      exe: "/usr/bin/python3.11",
+      fds: ["socket:[1048]"], // :8080
+      environ: environ("environ_otel"),
+      comm: "python3\n",
+    },
+    31: {
+      exe: "/usr/bin/python3.11",
+      fds: ["socket:[2201]"], // :443
+      environ: environ("environ_plain"),
+      comm: "python3\n",
+    },
+    32: { fds: ["socket:[64705]"], comm: "secret-daemon\n" }, // :0x9993, exe unreadable
+    33: {
+      exe: "/usr/bin/python3.11",
+      fds: [],
+      environ: environ("environ_otel"),
+    },
+  });
+  try {
+    const discovery = new Discovery({
+      services: [
+        { open_port: "8080,443,39315" },
+        { name: "named", exe_path: "python3" },
+      ],
+      procRoot: root,
+      selfPid: 1,
+      onChange: () => {},
+    });
+    await discovery.scan();
+    assert.deepEqual(
+      discovery.pids,
+      new Map([
+        [30, "checkout-py"],
+        [31, "python3.11"],
+        [32, "secret-daemon"],
+        [33, "named"], // a rule's name wins over OTEL_SERVICE_NAME
+      ]),
+    );
+    await discovery.stop();
   } finally {
     await Deno.remove(root, { recursive: true });
   }

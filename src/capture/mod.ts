@@ -17,10 +17,14 @@ export {
   type DiscoveryChange,
   type DiscoveryOptions,
   type DiscoveryRule,
+  environValue,
+  exeBaseName,
   exeMatcher,
-  matchService,
+  matchRule,
   parseProcNetTcp,
   portMatcher,
+  type ProcessIdentity,
+  processServiceName,
 } from "./discovery.ts";
 export {
   type HttpExchange,

@@ -77,6 +77,7 @@ Deno.test("a full config loads with every value as written", async () => {
           { name: "checkout-api", open_port: 8080 },
           { name: "web", open_port: "80,443,8000-8999" },
           { name: "worker", exe_path: "/usr/local/bin/worker" },
+          { exe_path: "*/gunicorn" }, // no name: the process names itself
           {
             name: "payments-api",
             k8s_namespace: "prod",
@@ -214,7 +215,7 @@ Deno.test("every problem is listed at once, in file order", async () => {
     'storage.path: expected a non-empty string, got ""',
     "otlp.max_body_bytes: expected a whole number greater than 0, got -1",
     'otlp.http_listen: expected "host:port", e.g. "127.0.0.1:4318", got "127.0.0.1"',
-    "beyla.discovery.services[0].name: expected a string, got nothing",
+    'beyla.discovery.services[0].name: expected a non-empty string, got ""',
     'beyla.protocols.http.route_patterns[0]: expected a path starting with "/", e.g. "/api/v1/users/:id", got "api/v1/users/:id"',
     "beyla.sampling.rate: expected a number from 0 to 1, got 1.5",
     "beyla.storage_retention_hours: expected a number of hours greater than 0, got 0",

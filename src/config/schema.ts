@@ -70,8 +70,14 @@ const positiveInt = z.number().int().positive(
   "expected a whole number greater than 0",
 );
 
+/**
+ * One `beyla.discovery.services[]` entry: the selectors a process must all
+ * match, and the service name it gets. Without `name` the process names
+ * itself: OTEL_SERVICE_NAME from its environment, else its executable's
+ * file name (see src/capture/discovery.ts).
+ */
 const serviceSelector = z.object({
-  name: nonEmpty,
+  name: nonEmpty.optional(),
   open_port: z.union([
     z.number().int(PORT_HINT).min(1, PORT_HINT).max(65535, PORT_HINT),
     z.string().refine(isPortSpec, PORT_HINT),

@@ -8,6 +8,7 @@ import type {
   SqlRedRow,
   TraceRow,
 } from "../store/queries.ts";
+import type { BeylaCapabilities, CapabilitiesStatus } from "./capabilities.ts";
 
 export type RedKind = "http" | "grpc" | "sql";
 
@@ -51,6 +52,10 @@ export interface StatusReport {
   uptime_s?: number;
   config?: string[];
   receivers?: Record<string, { listen: string }>;
+  /** What the kernel allows (probed at start) and the eBPF capture's state and stats. */
+  capabilities?: CapabilitiesStatus;
+  /** `coral.mesh.v1.BeylaCapabilities` (proto/coral/mesh/v1/ebpf.proto). */
+  beyla_capabilities?: BeylaCapabilities;
   counters: Record<string, number>;
   storage: Record<string, unknown>;
   /** The running agent's memory in bytes (rss, heap_total, heap_used, external). */

@@ -2,6 +2,8 @@
  * Answers the CLI's questions from a DuckDB store: inside the running agent
  * (with its live counters) and for `--db FILE` (the file alone).
  */
+import type { CapabilityReport } from "../../ffi/libbpf/mod.ts";
+import type { BeylaConfig } from "../config/schema.ts";
 import type { Counters } from "../model/counters.ts";
 import { DuckDbStore } from "../store/store.ts";
 import {
@@ -11,6 +13,11 @@ import {
   queryTraces,
 } from "../store/queries.ts";
 import { VERSION } from "../version.ts";
+import {
+  beylaCapabilities,
+  capabilitiesStatus,
+  type CaptureState,
+} from "./capabilities.ts";
 import type {
   QueryBackend,
   RedAnswer,
@@ -27,6 +34,10 @@ export interface LiveState {
   counters: Counters;
   receivers: Record<string, { listen: string }>;
   config: string[];
+  beyla: BeylaConfig;
+  /** The probe taken at start. */
+  capabilities: CapabilityReport;
+  capture: CaptureState;
 }
 
 const RED_QUERIES = { http: queryHttp, grpc: queryGrpc, sql: querySql };
@@ -92,6 +103,12 @@ export class StoreQueryBackend implements QueryBackend {
       uptime_s: Math.round((Date.now() - live.startedAt) / 1000),
       config: live.config,
       receivers: live.receivers,
+      capabilities: capabilitiesStatus(live.capabilities, live.capture),
+      beyla_capabilities: beylaCapabilities(
+        live.beyla,
+        live.capabilities,
+        live.capture.stats !== undefined,
+      ),
       counters: live.counters.snapshot(),
       storage: { ...storage, pending_rows: this.store.pendingRows },
       memory: memoryReport(),

@@ -64,13 +64,23 @@ function command(kind: ServerKind): [string, string[]] {
   }
 }
 
+/** Options of {@linkcode startTestHttpServer}. */
+export interface TestHttpServerOptions {
+  /** Added to (or, with `clearEnv`, instead of) the test's environment. */
+  env?: Record<string, string>;
+  clearEnv?: boolean;
+}
+
 /** Starts a server on a free port and resolves once it listens. */
 export async function startTestHttpServer(
   kind: ServerKind = "python",
+  options: TestHttpServerOptions = {},
 ): Promise<TestHttpServer> {
   const [program, args] = command(kind);
   const child = new Deno.Command(program, {
     args,
+    env: options.env,
+    clearEnv: options.clearEnv,
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
