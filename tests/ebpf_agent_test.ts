@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { probeCapabilities } from "../ffi/libbpf/mod.ts";
 import type { StatusReport } from "../src/serve/query_backend.ts";
 import { VERSION } from "../src/version.ts";
-import { AgentProcess } from "./support/agent_process.ts";
+import { AgentProcess, freePort } from "./support/agent_process.ts";
 import { roundTrip } from "./support/coral_proto.ts";
 import { curl, startTestHttpServer } from "./support/test_http_server.ts";
 
@@ -281,3 +281,58 @@ Deno.test({
     }
   },
 });
+
+ebpfTest(
+  "agent: a service started after the agent is picked up by discovery; one outside discovery is not",
+  async () => {
+    const port = freePort();
+    const config = {
+      beyla: {
+        enabled: true,
+        discovery: { services: [{ name: "late", open_port: port }] },
+      },
+    };
+    const agent = await AgentProcess.start({ config });
+    try {
+      await using outsider = await startTestHttpServer("python");
+      await using late = await startTestHttpServer("python", { port });
+      // Discovery rescans every 2 s: knock until the first request counts.
+      const deadline = Date.now() + 30_000;
+      let seen = 0;
+      while (seen === 0) {
+        if (Date.now() > deadline) {
+          throw new Error(`never discovered\n${agent.log}`);
+        }
+        await curl("-o", "/dev/null", late.url("/users/1"));
+        await new Promise((r) => setTimeout(r, 500));
+        const status = await agent.statusJson() as unknown as {
+          capabilities: { capture: { traced_pids?: { pid: number }[] } };
+        };
+        seen = status.capabilities.capture.traced_pids?.filter((p) =>
+          p.pid === late.pid
+        ).length ?? 0;
+      }
+      await curl(
+        ...["/ok", "/ok", "/ok"].flatMap((
+          p,
+        ) => ["-o", "/dev/null", late.url(p)]),
+      );
+      await curl("-o", "/dev/null", outsider.url("/ok"));
+      const okDeadline = Date.now() + 45_000;
+      let ok: HttpRow | undefined;
+      while (ok?.requests !== 3 && Date.now() < okDeadline) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const answer = await agent.queryJson<{ rows: HttpRow[] }>(
+          "http",
+          "late",
+        );
+        ok = answer.rows.find((r) => r.route === "/ok");
+      }
+      assert.equal(ok?.requests, 3);
+      const all = await agent.queryJson<{ rows: HttpRow[] }>("http");
+      assert.deepEqual([...new Set(all.rows.map((r) => r.service))], ["late"]);
+    } finally {
+      await agent.cleanup();
+    }
+  },
+);

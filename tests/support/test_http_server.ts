@@ -47,10 +47,10 @@ export function hasNode(): boolean {
   }
 }
 
-function command(kind: ServerKind): [string, string[]] {
+function command(kind: ServerKind, port: number): [string, string[]] {
   switch (kind) {
     case "python":
-      return [python3(), ["-u", here("http_test_server.py"), "0"]];
+      return [python3(), ["-u", here("http_test_server.py"), String(port)]];
     case "node":
       return ["node", [here("node_test_server.mjs")]];
     case "deno":
@@ -69,6 +69,8 @@ export interface TestHttpServerOptions {
   /** Added to (or, with `clearEnv`, instead of) the test's environment. */
   env?: Record<string, string>;
   clearEnv?: boolean;
+  /** Python only: listen on this port (default: a free one). */
+  port?: number;
 }
 
 /** Starts a server on a free port and resolves once it listens. */
@@ -76,7 +78,7 @@ export async function startTestHttpServer(
   kind: ServerKind = "python",
   options: TestHttpServerOptions = {},
 ): Promise<TestHttpServer> {
-  const [program, args] = command(kind);
+  const [program, args] = command(kind, options.port ?? 0);
   const child = new Deno.Command(program, {
     args,
     env: options.env,
