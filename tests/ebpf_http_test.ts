@@ -274,7 +274,7 @@ for (const kind of ["python", "node", "deno"] as ServerKind[]) {
     async () => {
       requireTool("nginx", hasNginx());
       await using upstream = await startTestHttpServer("python");
-      await using nginx = await startNginx(upstream.port);
+      await using nginx = await startNginx(upstream.port, { accessLog: true });
       await using c = await startCapture([nginx]);
       const paths = [
         "/ok",
@@ -299,6 +299,15 @@ for (const kind of ["python", "node", "deno"] as ServerKind[]) {
         "server GET /proxy/users/* 200": 1,
         "server GET /static/file.txt 200": 1,
       });
+      assert.deepEqual(await nginx.accessLog(), {
+        "GET /fail 500": 1,
+        "GET /missing 404": 1,
+        "GET /ok 200": 1,
+        "GET /proxy/missing 404": 1,
+        "GET /proxy/ok 200": 1,
+        "GET /proxy/users/7 200": 1,
+        "GET /static/file.txt 200": 1,
+      });
       // Requests are served by the workers, which discovery found too.
       assert.ok(c.capture.pids.size >= 3, JSON.stringify(c.capture.stats.pids));
       assert.ok(c.sink.spans.every((s) => s.processPid !== nginx.pid));
@@ -313,7 +322,7 @@ for (const kind of ["python", "node", "deno"] as ServerKind[]) {
       requireTool("nginx", hasNginx());
       requireTool("wrk", hasWrk());
       await using upstream = await startTestHttpServer("python");
-      await using nginx = await startNginx(upstream.port);
+      await using nginx = await startNginx(upstream.port, { accessLog: true });
       await using c = await startCapture([nginx]);
       const connections = 10;
       const completed = await wrk(nginx.url("/ok"), {
@@ -326,6 +335,8 @@ for (const kind of ["python", "node", "deno"] as ServerKind[]) {
       // have answered those too.
       const counts = c.sink.httpCounts();
       const got = counts["server GET /ok 200"] ?? 0;
+      // nginx logs each request it answered: the capture saw exactly those.
+      assert.deepEqual(await nginx.accessLog(), { "GET /ok 200": got });
       assert.ok(
         got >= completed && got <= completed + connections,
         `captured ${got}, wrk completed ${completed}: ${

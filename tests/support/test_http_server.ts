@@ -147,7 +147,10 @@ export function hasNginx(): boolean {
  */
 export async function startNginx(
   upstreamPort: number,
-): Promise<TestHttpServer & { dir: string }> {
+  options: { accessLog?: boolean } = {},
+): Promise<
+  TestHttpServer & { dir: string; accessLog(): Promise<Record<string, number>> }
+> {
   const dir = await Deno.makeTempDir({ prefix: "coral-nginx-" });
   await Deno.mkdir(`${dir}/static`);
   await Deno.writeTextFile(`${dir}/static/file.txt`, "x".repeat(10_000));
@@ -161,7 +164,12 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 256; }
 http {
-  access_log off;
+  log_format coral '$request_method $request_uri $status';
+  ${
+      options.accessLog
+        ? `access_log ${dir}/access.log coral;`
+        : "access_log off;"
+    }
   sendfile on;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
@@ -208,6 +216,18 @@ http {
       await new Promise((r) => setTimeout(r, 20));
     }
   }
+  // The readiness request is not part of any test: start the log empty
+  // (nginx appends, so truncating in place is safe).
+  if (options.accessLog) await Deno.writeTextFile(`${dir}/access.log`, "");
+  /** Access log lines counted by "METHOD URI STATUS". */
+  const accessLog = async () => {
+    const counts: Record<string, number> = {};
+    const text = await Deno.readTextFile(`${dir}/access.log`);
+    for (const line of text.split("\n")) {
+      if (line) counts[line] = (counts[line] ?? 0) + 1;
+    }
+    return counts;
+  };
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
@@ -223,6 +243,7 @@ http {
     pid: child.pid,
     port,
     dir,
+    accessLog,
     url: (path) => `http://127.0.0.1:${port}${path}`,
     close,
     [Symbol.asyncDispose]: close,
