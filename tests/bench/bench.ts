@@ -1,236 +1,72 @@
 /**
- * `deno task bench`: throughput through the real OTLP/HTTP receiver into
- * DuckDB until queryable, the agent's peak RSS under that load, and the
- * latency of `query http` over one hour of data from 100 services.
+ * `deno task bench`: the agent's figures against its targets, each with a
+ * baseline measured in the same run.
  *
- * Each figure comes with a baseline measured in the same run: the same
- * requests sent to a server that only reads the body (the cost of the HTTP
- * transport on this machine), so results read as ratios.
+ * - OTLP (otlp_bench.ts): spans and histogram points through OTLP/HTTP into
+ *   DuckDB, peak RSS, `query http` latency over an hour of data.
+ * - eBPF (ebpf_bench.ts): nginx under wrk without and with the agent's HTTP
+ *   capture: throughput ratio, agent CPU per 1,000 requests, lost events at a
+ *   paced 20,000 requests/s, peak RSS. Needs root, nginx, wrk and eBPF: when
+ *   one is missing it says which and exits 1 before measuring anything.
  *
- * Options: --seconds N (per load phase, default 10), --concurrency N (10, the
- * OpenTelemetry Collector exporter's default number of sending consumers).
+ * Options: --only otlp|ebpf (default both, OTLP first), --seconds N (per
+ * load phase or wrk run, default 10), --concurrency N (OTLP requests in
+ * flight, 10, the OpenTelemetry Collector exporter's default number of
+ * sending consumers), --connections N (wrk connections at full speed, 20),
+ * --rate N (requests/s of the paced eBPF runs, 20000).
  */
 import { parseArgs } from "node:util";
-import { AgentProcess, freePort } from "../support/agent_process.ts";
-import {
-  histogramRequests,
-  hourOfHistograms,
-  spanRequests,
-} from "./request_templates.ts";
+import { ebpfBench, ebpfUnavailable } from "./ebpf_bench.ts";
+import { otlpBench } from "./otlp_bench.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
+    only: { type: "string" },
     seconds: { type: "string", default: "10" },
     concurrency: { type: "string", default: "10" },
+    connections: { type: "string", default: "20" },
+    rate: { type: "string", default: "20000" },
   },
 });
-const SECONDS = Number(values.seconds);
-const CONCURRENCY = Number(values.concurrency);
-const SPANS_PER_REQUEST = 1000;
-const POINTS_PER_REQUEST = 1000;
 
-interface LoadResult {
-  requests: number;
-  items: number;
-  seconds: number;
-  perSecond: number;
-  failures: number;
-}
-
-/** Sends `bodies` round-robin with `CONCURRENCY` in flight for SECONDS. */
-async function load(
-  url: string,
-  bodies: Uint8Array<ArrayBuffer>[],
-  itemsPerRequest: number,
-): Promise<LoadResult> {
-  let next = 0, ok = 0, failures = 0;
-  const start = performance.now();
-  const deadline = start + SECONDS * 1000;
-  const worker = async () => {
-    while (performance.now() < deadline && next < bodies.length) {
-      const body = bodies[next++]!;
-      const response = await fetch(url, {
-        method: "POST",
-        body,
-        headers: { "content-type": "application/x-protobuf" },
-      });
-      await response.arrayBuffer();
-      if (response.status === 200) ok++;
-      else failures++;
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const seconds = (performance.now() - start) / 1000;
-  const items = ok * itemsPerRequest;
-  return { requests: ok, items, seconds, perSecond: items / seconds, failures };
-}
-
-function rssSampler(pid: number) {
-  let peak = 0;
-  const read = () => {
-    try {
-      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      peak = Math.max(peak, kb * 1024);
-    } catch { /* process gone */ }
-  };
-  const timer = setInterval(read, 100);
-  return { stop: () => (clearInterval(timer), read(), peak) };
-}
-
-async function startSink(): Promise<
-  { url: string; stop: () => Promise<void> }
-> {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./sink_server.ts", import.meta.url).pathname,
-      String(port),
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  await reader.read();
-  reader.releaseLock();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-    },
-  };
-}
-
-const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-
-console.error("bench: encoding requests");
-const maxRequests = Math.ceil((SECONDS * 400_000) / SPANS_PER_REQUEST);
-const spanBodies = spanRequests(maxRequests, SPANS_PER_REQUEST);
-const pointBodies = histogramRequests(maxRequests, POINTS_PER_REQUEST);
-const hourBodies = hourOfHistograms(100, 10);
-
-console.error("bench: baseline (read-only HTTP sink)");
-const sink = await startSink();
-const baseSpans = await load(
-  `${sink.url}/v1/traces`,
-  spanBodies,
-  SPANS_PER_REQUEST,
-);
-const basePoints = await load(
-  `${sink.url}/v1/metrics`,
-  pointBodies,
-  POINTS_PER_REQUEST,
-);
-await sink.stop();
-
-console.error("bench: agent");
-const agent = await AgentProcess.start({
-  config: { storage: { retention: "2h" } },
-});
-const rss = rssSampler(agent.pid);
-const spans = await load(
-  `${agent.httpUrl}/v1/traces`,
-  spanBodies,
-  SPANS_PER_REQUEST,
-);
-const points = await load(
-  `${agent.httpUrl}/v1/metrics`,
-  pointBodies,
-  POINTS_PER_REQUEST,
-);
-const peakRss = rss.stop();
-const stored = (await agent.statusJson()).storage as {
-  rows: Record<string, number>;
-};
-
-await agent.cleanup();
-
-console.error(
-  "bench: loading one hour of data from 100 services into a new agent",
-);
-const queried = await AgentProcess.start({
-  config: { storage: { retention: "2h" } },
-});
-let hourPoints = 0;
-for (const body of hourBodies) {
-  const response = await fetch(`${queried.httpUrl}/v1/metrics`, {
-    method: "POST",
-    body,
-    headers: { "content-type": "application/x-protobuf" },
-  });
-  await response.arrayBuffer();
-  if (response.status !== 200) {
-    throw new Error(`load failed: ${response.status}`);
+const problems: string[] = [];
+const number = (name: keyof typeof values): number => {
+  const n = Number(values[name]);
+  if (!Number.isFinite(n) || n <= 0) {
+    problems.push(`--${name}: expected a number greater than 0`);
   }
-  hourPoints += 2 * 10 * 10;
-}
-const timeGet = async (path: string) => {
-  const times: number[] = [];
-  for (let i = 0; i < 15; i++) {
-    const start = performance.now();
-    const response = await fetch(`${queried.apiUrl}${path}`);
-    await response.json();
-    times.push(performance.now() - start);
-  }
-  times.sort((a, b) => a - b);
-  return { median: times[7]!, max: times[14]! };
+  return n;
 };
-const queryTime = await timeGet("/api/v1/query/http?since_ms=3600000");
-const healthTime = await timeGet("/healthz");
-const answer =
-  await (await fetch(`${queried.apiUrl}/api/v1/query/http?since_ms=3600000`))
-    .json();
-await queried.cleanup();
-
-const report = `
-coral-agent benchmark (${SECONDS}s per phase, ${CONCURRENCY} requests in flight, ${navigator.hardwareConcurrency} cores)
-
-spans through OTLP/HTTP into DuckDB (1000 spans/request)
-  agent:     ${fmt(spans.perSecond)} spans/s  (${
-  fmt(spans.items)
-} spans, ${spans.failures} failed requests)
-  baseline:  ${
-  fmt(baseSpans.perSecond)
-} spans/s  (read-only HTTP sink, same bodies)
-  ratio:     ${
-  (spans.perSecond / baseSpans.perSecond).toFixed(3)
-} of baseline; target 100,000/s: ${
-  spans.perSecond >= 100_000 ? "met" : "NOT met"
+const seconds = number("seconds");
+const concurrency = number("concurrency");
+const connections = number("connections");
+const rate = number("rate");
+const only = values.only;
+if (only !== undefined && only !== "otlp" && only !== "ebpf") {
+  problems.push(`--only: expected otlp or ebpf, got "${only}"`);
 }
-  stored:    ${
-  fmt(stored.rows.beyla_traces ?? 0)
-} rows in beyla_traces (accepted ${fmt(spans.items)})
-
-histogram data points through OTLP/HTTP into DuckDB (1000 points/request)
-  agent:     ${fmt(points.perSecond)} points/s  (${
-  fmt(points.items)
-} points, ${points.failures} failed requests)
-  baseline:  ${fmt(basePoints.perSecond)} points/s
-  ratio:     ${
-  (points.perSecond / basePoints.perSecond).toFixed(3)
-} of baseline; target 200,000/s: ${
-  points.perSecond >= 200_000 ? "met" : "NOT met"
+if (problems.length > 0) {
+  console.error(`bench: ${problems.join("\n       ")}`);
+  Deno.exit(2);
 }
-  stored:    ${
-  fmt(stored.rows.beyla_http_metrics ?? 0)
-} rows in beyla_http_metrics (accepted ${fmt(points.items)})
 
-agent peak RSS under load: ${mib(peakRss)} MiB (target at most 150 MiB: ${
-  peakRss <= 150 * 1024 * 1024 ? "met" : "NOT met"
-})
+const runOtlp = only !== "ebpf";
+const runEbpf = only !== "otlp";
+if (runEbpf) {
+  const missing = ebpfUnavailable();
+  if (missing.length > 0) {
+    console.error(
+      `bench: cannot run the eBPF part (--only otlp runs the OTLP part alone):\n  ${
+        missing.join("\n  ")
+      }`,
+    );
+    Deno.exit(1);
+  }
+}
 
-query http over one hour from 100 services (${
-  fmt(hourPoints)
-} data points, ${answer.rows.length} rows answered)
-  median ${queryTime.median.toFixed(1)} ms, max ${
-  queryTime.max.toFixed(1)
-} ms (target under 200 ms: ${queryTime.max < 200 ? "met" : "NOT met"})
-  baseline /healthz round trip: median ${healthTime.median.toFixed(1)} ms
-`;
-console.log(report);
+if (runOtlp) console.log(await otlpBench({ seconds, concurrency }));
+if (runEbpf) {
+  console.log(await ebpfBench({ seconds, connections, rate }));
+  console.log();
+}
