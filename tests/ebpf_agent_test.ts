@@ -6,6 +6,7 @@
  * kernel allows and what the capture does, with and without beyla.
  */
 import assert from "node:assert/strict";
+import { ebpfTest } from "../ffi/libbpf/testing.ts";
 import { probeCapabilities } from "../ffi/libbpf/mod.ts";
 import type { StatusReport } from "../src/serve/query_backend.ts";
 import { VERSION } from "../src/version.ts";
@@ -13,25 +14,9 @@ import { AgentProcess, freePort } from "./support/agent_process.ts";
 import { roundTrip } from "./support/coral_proto.ts";
 import { curl, startTestHttpServer } from "./support/test_http_server.ts";
 
-const report = probeCapabilities();
-const requireEbpf = Deno.env.get("CORAL_REQUIRE_EBPF") === "1";
-
-function ebpfTest(name: string, fn: () => Promise<void>): void {
-  if (report.canLoad) {
-    Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
-  } else if (requireEbpf) {
-    Deno.test(name, () => {
-      throw new Error(
-        `CORAL_REQUIRE_EBPF=1 but eBPF cannot be used here: ${
-          report.missing.join("; ")
-        }`,
-      );
-    });
-  } else {
-    console.log(`ebpf_agent_test: skipping (${report.missing.join("; ")})`);
-    Deno.test({ name, ignore: true, fn });
-  }
-}
+/** Agent tests spawn processes and servers: no op/resource sanitizers. */
+const agentTest = (name: string, fn: () => Promise<void>) =>
+  ebpfTest(name, fn, { sanitize: false });
 
 function ourPrograms(): string[] {
   const out = new Deno.Command("bpftool", { args: ["-j", "prog", "list"] })
@@ -76,7 +61,7 @@ async function waitForRequests(
   );
 }
 
-ebpfTest(
+agentTest(
   "agent: discovered service's requests reach query http and query traces; SIGKILL leaves no program behind",
   async () => {
     assert.deepEqual(
@@ -156,7 +141,7 @@ async function status(agent: AgentProcess): Promise<StatusReport> {
   return JSON.parse(result.stdout) as StatusReport;
 }
 
-ebpfTest(
+agentTest(
   "agent: status shows the capabilities, the running capture and its traced PIDs; beyla_capabilities is a BeylaCapabilities message",
   async () => {
     await using server = await startTestHttpServer("python", {
@@ -282,7 +267,7 @@ Deno.test({
   },
 });
 
-ebpfTest(
+agentTest(
   "agent: a service started after the agent is picked up by discovery; one outside discovery is not",
   async () => {
     const port = freePort();

@@ -9,7 +9,7 @@
  * expected number of exchanges, with a generous deadline.
  */
 import assert from "node:assert/strict";
-import { probeCapabilities } from "../ffi/libbpf/mod.ts";
+import { ebpfTest } from "../ffi/libbpf/testing.ts";
 import {
   exeBaseName,
   HttpCapture,
@@ -32,30 +32,6 @@ import {
   type TestHttpServer,
   wrk,
 } from "./support/test_http_server.ts";
-
-const report = probeCapabilities();
-const requireEbpf = Deno.env.get("CORAL_REQUIRE_EBPF") === "1";
-const unavailable = report.canLoad ? undefined : report.missing.join("; ");
-if (unavailable !== undefined && !requireEbpf) {
-  console.log(
-    `ebpf_http_test: skipping eBPF tests (set CORAL_REQUIRE_EBPF=1 to fail instead): ${unavailable}`,
-  );
-}
-
-/** A test that needs to load BPF programs: run, skip, or fail per the probe and CORAL_REQUIRE_EBPF. */
-function ebpfTest(name: string, fn: () => Promise<void>): void {
-  if (unavailable === undefined) {
-    Deno.test(name, fn);
-  } else if (requireEbpf) {
-    Deno.test(name, () => {
-      throw new Error(
-        `CORAL_REQUIRE_EBPF=1 but eBPF cannot be used here: ${unavailable}`,
-      );
-    });
-  } else {
-    Deno.test({ name, ignore: true, fn });
-  }
-}
 
 /** Test peers come from setup.sh: a missing one fails the test, never skips it. */
 function requireTool(name: string, present: boolean): void {

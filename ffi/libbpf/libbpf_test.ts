@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ebpfTest } from "./testing.ts";
 import { embeddedObject } from "../bpf/objects.ts";
 import {
   decodeSmokeWriteEvent,
@@ -22,30 +23,6 @@ import {
   setLibbpfLogger,
   u32,
 } from "./mod.ts";
-
-const report = probeCapabilities();
-const requireEbpf = Deno.env.get("CORAL_REQUIRE_EBPF") === "1";
-const unavailable = report.canLoad ? undefined : report.missing.join("; ");
-if (unavailable !== undefined && !requireEbpf) {
-  console.log(
-    `libbpf_test: skipping eBPF tests (set CORAL_REQUIRE_EBPF=1 to fail instead): ${unavailable}`,
-  );
-}
-
-/** A test that needs to load BPF programs: run, skip, or fail per the probe and CORAL_REQUIRE_EBPF. */
-function ebpfTest(name: string, fn: () => Promise<void> | void): void {
-  if (unavailable === undefined) {
-    Deno.test(name, fn);
-  } else if (requireEbpf) {
-    Deno.test(name, () => {
-      throw new Error(
-        `CORAL_REQUIRE_EBPF=1 but eBPF cannot be used here: ${unavailable}`,
-      );
-    });
-  } else {
-    Deno.test({ name, ignore: true, fn });
-  }
-}
 
 /** Opens the embedded smoke object, lets `configure` run before load, loads it. */
 async function loadSmoke(
@@ -121,6 +98,7 @@ function ourProgramIds(): number[] {
 }
 
 ebpfTest("capabilities: this machine has everything the capture needs", () => {
+  const report = probeCapabilities();
   assert.deepEqual(report.missing, []);
   assert.equal(report.canLoad, true);
 });

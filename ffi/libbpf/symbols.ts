@@ -145,6 +145,8 @@ export const LIBC_SYMBOLS = {
   },
   // int close(int fd);
   close: { parameters: ["i32"], result: "i32" },
+  // int clock_gettime(clockid_t clockid, struct timespec *tp);
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   // int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
   // Runs on a helper thread: waits for ring buffer data without blocking JS.
   epoll_wait: {

@@ -8,26 +8,17 @@
  * @module
  */
 
+import { nativeSymbols } from "../../ffi/libbpf/symbols.ts";
+
 const CLOCK_MONOTONIC = 1;
 
-let libc:
-  | Deno.DynamicLibrary<
-    { clock_gettime: { parameters: ["i32", "buffer"]; result: "i32" } }
-  >
-  | undefined;
 const timespec = new BigInt64Array(2);
 const timespecBytes = new Uint8Array(timespec.buffer);
 
 /** CLOCK_MONOTONIC in nanoseconds, the clock of bpf_ktime_get_ns(). */
 export function monotonicNs(): bigint {
-  libc ??= Deno.dlopen(
-    "libc.so.6",
-    {
-      // int clock_gettime(clockid_t clockid, struct timespec *tp)
-      clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
-    } as const,
-  );
-  if (libc.symbols.clock_gettime(CLOCK_MONOTONIC, timespecBytes) !== 0) {
+  const { libc } = nativeSymbols();
+  if (libc.clock_gettime(CLOCK_MONOTONIC, timespecBytes) !== 0) {
     throw new Error("clock_gettime(CLOCK_MONOTONIC) failed");
   }
   return timespec[0]! * 1_000_000_000n + timespec[1]!;

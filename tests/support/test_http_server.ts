@@ -182,6 +182,7 @@ http {
   }
   server {
     listen 127.0.0.1:${port};
+    location = /ready { access_log off; return 204; }
     location = /ok { return 200 "ok"; }
     location = /missing { return 404; }
     location = /fail { return 500; }
@@ -204,7 +205,7 @@ http {
   const deadline = performance.now() + 10_000;
   for (;;) {
     try {
-      const response = await fetch(`http://127.0.0.1:${port}/ok`);
+      const response = await fetch(`http://127.0.0.1:${port}/ready`);
       await response.body?.cancel();
       break;
     } catch (error) {
@@ -216,9 +217,6 @@ http {
       await new Promise((r) => setTimeout(r, 20));
     }
   }
-  // The readiness request is not part of any test: start the log empty
-  // (nginx appends, so truncating in place is safe).
-  if (options.accessLog) await Deno.writeTextFile(`${dir}/access.log`, "");
   /** Access log lines counted by "METHOD URI STATUS". */
   const accessLog = async () => {
     const counts: Record<string, number> = {};
