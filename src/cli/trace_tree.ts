@@ -3,19 +3,21 @@
  * each with its offset from the trace's first span and its duration. Spans
  * whose parent was not received are shown as orphans, never hidden.
  */
+import type { TraceSpanRow } from "../store/queries.ts";
 
 /** A span as the query API returns it (the fields the tree needs). */
-export interface TreeSpan {
-  trace_id: string;
-  span_id: string;
-  parent_span_id: string;
-  service: string;
-  name: string;
-  kind: string;
-  start_time_us: number;
-  duration_us: number;
-  status_code: number;
-}
+export type TreeSpan = Pick<
+  TraceSpanRow,
+  | "trace_id"
+  | "span_id"
+  | "parent_span_id"
+  | "service"
+  | "name"
+  | "kind"
+  | "start_time_us"
+  | "duration_us"
+  | "status_code"
+>;
 
 export interface TreeTrace {
   trace_id: string;

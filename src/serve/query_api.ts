@@ -8,7 +8,7 @@
  *   GET /healthz
  */
 import type { QueryBackend, RedKind } from "./query_backend.ts";
-import { splitHostPort } from "./listen.ts";
+import { boundAddress, serveOn } from "./listen.ts";
 
 const RED_KINDS = new Set<string>(["http", "grpc", "sql"]);
 const MAX_TRACES = 1000;
@@ -17,7 +17,7 @@ const MAX_TRACES = 1000;
 class BadParameter extends Error {}
 
 export class QueryApiServer {
-  #server: Deno.HttpServer | undefined;
+  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
 
   constructor(
     private readonly listen: string,
@@ -25,26 +25,16 @@ export class QueryApiServer {
   ) {}
 
   get address(): string {
-    const addr = this.#server?.addr as Deno.NetAddr | undefined;
-    return addr ? `${addr.hostname}:${addr.port}` : "";
+    return boundAddress(this.#server);
   }
 
   start(): Promise<void> {
-    const { hostname, port } = splitHostPort(this.listen);
-    return new Promise((resolve, reject) => {
-      try {
-        this.#server = Deno.serve(
-          { hostname, port, onListen: () => resolve() },
-          (request) => this.#handle(request),
-        );
-      } catch (error) {
-        reject(
-          new Error(`Cannot listen for the query API on ${this.listen}`, {
-            cause: error,
-          }),
-        );
-      }
-    });
+    this.#server = serveOn(
+      this.listen,
+      "the query API",
+      (request) => this.#handle(request),
+    );
+    return Promise.resolve();
   }
 
   async shutdown(): Promise<void> {

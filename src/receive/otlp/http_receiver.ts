@@ -18,7 +18,7 @@ import type {
   OtlpSignal,
 } from "./export_handler.ts";
 import { encodeExportResponse, encodeStatus } from "./responses.ts";
-import { splitHostPort } from "../../serve/listen.ts";
+import { boundAddress, serveOn } from "../../serve/listen.ts";
 
 export interface HttpReceiverOptions {
   listen: string;
@@ -39,7 +39,7 @@ const CONTENT_TYPES: Record<OtlpFormat, string> = {
 };
 
 export class OtlpHttpReceiver {
-  #server: Deno.HttpServer | undefined;
+  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
   readonly #options: HttpReceiverOptions;
 
   constructor(options: HttpReceiverOptions) {
@@ -48,31 +48,20 @@ export class OtlpHttpReceiver {
 
   /** The bound address (useful with port 0). */
   get address(): string {
-    const addr = this.#server?.addr as Deno.NetAddr | undefined;
-    return addr ? `${addr.hostname}:${addr.port}` : "";
+    return boundAddress(this.#server);
   }
 
   start(): Promise<void> {
-    const { hostname, port } = splitHostPort(this.#options.listen);
-    return new Promise((resolve, reject) => {
-      try {
-        this.#server = Deno.serve({
-          hostname,
-          port,
-          onListen: () => resolve(),
-          onError: (error) => {
-            this.#options.counters.add("otlp_http.failed.internal");
-            return new Response(`internal error: ${error}`, { status: 500 });
-          },
-        }, (request) => this.#handle(request));
-      } catch (error) {
-        reject(
-          new Error(`Cannot listen for OTLP/HTTP on ${this.#options.listen}`, {
-            cause: error,
-          }),
-        );
-      }
-    });
+    this.#server = serveOn(
+      this.#options.listen,
+      "OTLP/HTTP",
+      (request) => this.#handle(request),
+      (error) => {
+        this.#options.counters.add("otlp_http.failed.internal");
+        return new Response(`internal error: ${error}`, { status: 500 });
+      },
+    );
+    return Promise.resolve();
   }
 
   async shutdown(): Promise<void> {
