@@ -513,43 +513,60 @@ function span(r: WireReader, end: number): DecodedSpan {
   };
 }
 
-function scopeSpans(r: WireReader, end: number): DecodedScopeSpans {
-  let s: DecodedScope | null = null;
-  const spans: DecodedSpan[] = [];
+/**
+ * OTLP's nesting levels (Resource*, Scope*) share one shape: field 1 a
+ * header message (resource or scope), field 2 the repeated items.
+ */
+function headerAndItems<H, T>(
+  r: WireReader,
+  end: number,
+  readHeader: (r: WireReader, end: number) => H,
+  readItem: (r: WireReader, end: number) => T,
+): [H | null, T[]] {
+  let header: H | null = null;
+  const items: T[] = [];
   while (r.pos < end) {
     const tag = r.uint32();
-    if (tag === 18 /* 2:len */) spans.push(span(r, r.end()));
-    else if (tag === 10 /* 1:len */) s = scope(r, r.end());
+    if (tag === 18 /* 2:len */) items.push(readItem(r, r.end()));
+    else if (tag === 10 /* 1:len */) header = readHeader(r, r.end());
     else r.skip(tag);
   }
   r.done(end);
+  return [header, items];
+}
+
+/** An Export*ServiceRequest: field 1, the repeated Resource* messages. */
+function requestItems<T>(
+  r: WireReader,
+  readItem: (r: WireReader, end: number) => T,
+): T[] {
+  const items: T[] = [];
+  while (r.pos < r.buf.length) {
+    const tag = r.uint32();
+    if (tag === 10 /* 1:len */) items.push(readItem(r, r.end()));
+    else r.skip(tag);
+  }
+  return items;
+}
+
+const NO_SCOPE: DecodedScope = { name: "", version: "" };
+
+function scopeSpans(r: WireReader, end: number): DecodedScopeSpans {
+  const [s, spans] = headerAndItems(r, end, scope, span);
   r.items += spans.length;
-  return { scope: s ?? { name: "", version: "" }, spans };
+  return { scope: s ?? NO_SCOPE, spans };
 }
 
 function resourceSpans(r: WireReader, end: number): DecodedResourceSpans {
-  let attributes: Attributes | null = null;
-  const list: DecodedScopeSpans[] = [];
-  while (r.pos < end) {
-    const tag = r.uint32();
-    if (tag === 18 /* 2:len */) list.push(scopeSpans(r, r.end()));
-    else if (tag === 10 /* 1:len */) attributes = resource(r, r.end());
-    else r.skip(tag);
-  }
-  r.done(end);
+  const [attributes, list] = headerAndItems(r, end, resource, scopeSpans);
   return { resource: attributes ?? {}, scopeSpans: list };
 }
 
 /** Decodes an OTLP/protobuf ExportTraceServiceRequest. */
 export function decodeTracesProtobuf(body: Uint8Array): DecodedTraces {
   const r = new WireReader(body);
-  const list: DecodedResourceSpans[] = [];
-  while (r.pos < body.length) {
-    const tag = r.uint32();
-    if (tag === 10 /* 1:len */) list.push(resourceSpans(r, r.end()));
-    else r.skip(tag);
-  }
-  return { resourceSpans: list, spanCount: r.items };
+  const resourceSpansList = requestItems(r, resourceSpans);
+  return { resourceSpans: resourceSpansList, spanCount: r.items };
 }
 
 // ---- metrics.proto -------------------------------------------------------
@@ -901,39 +918,18 @@ function metric(r: WireReader, end: number): DecodedMetric {
 }
 
 function scopeMetrics(r: WireReader, end: number): DecodedScopeMetrics {
-  let s: DecodedScope | null = null;
-  const metrics: DecodedMetric[] = [];
-  while (r.pos < end) {
-    const tag = r.uint32();
-    if (tag === 18 /* 2:len */) metrics.push(metric(r, r.end()));
-    else if (tag === 10 /* 1:len */) s = scope(r, r.end());
-    else r.skip(tag);
-  }
-  r.done(end);
-  return { scope: s ?? { name: "", version: "" }, metrics };
+  const [s, metrics] = headerAndItems(r, end, scope, metric);
+  return { scope: s ?? NO_SCOPE, metrics };
 }
 
 function resourceMetrics(r: WireReader, end: number): DecodedResourceMetrics {
-  let attributes: Attributes | null = null;
-  const list: DecodedScopeMetrics[] = [];
-  while (r.pos < end) {
-    const tag = r.uint32();
-    if (tag === 18 /* 2:len */) list.push(scopeMetrics(r, r.end()));
-    else if (tag === 10 /* 1:len */) attributes = resource(r, r.end());
-    else r.skip(tag);
-  }
-  r.done(end);
+  const [attributes, list] = headerAndItems(r, end, resource, scopeMetrics);
   return { resource: attributes ?? {}, scopeMetrics: list };
 }
 
 /** Decodes an OTLP/protobuf ExportMetricsServiceRequest. */
 export function decodeMetricsProtobuf(body: Uint8Array): DecodedMetrics {
   const r = new WireReader(body);
-  const list: DecodedResourceMetrics[] = [];
-  while (r.pos < body.length) {
-    const tag = r.uint32();
-    if (tag === 10 /* 1:len */) list.push(resourceMetrics(r, r.end()));
-    else r.skip(tag);
-  }
+  const list = requestItems(r, resourceMetrics);
   return { resourceMetrics: list, dataPointCount: r.items };
 }
