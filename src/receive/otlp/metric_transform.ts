@@ -29,7 +29,10 @@ import {
   exponentialToExplicit,
   scaleBounds,
 } from "../../aggregate/histogram.ts";
-import { CumulativeTracker } from "../../aggregate/cumulative.ts";
+import {
+  CumulativeTracker,
+  type DeltaWindow,
+} from "../../aggregate/cumulative.ts";
 import { normaliseRoute } from "../../aggregate/routes.ts";
 import {
   type DecodedExponentialPoint,
@@ -347,25 +350,41 @@ export class MetricTransformer {
     };
   }
 
-  #explicitPoint(c: PointContext, p: DecodedHistogramPoint): void {
-    if (this.#skipPoint(c, p)) return;
-    const problem = checkExplicit(p);
-    if (problem !== null) return this.#reject(problem, c.metric, 1);
-    let data: ExplicitHistogramData = p;
+  /**
+   * The point as a delta window: as it came for delta temporality, through
+   * the cumulative tracker otherwise. Null when there is nothing to store
+   * (a baseline, or a delta of zero requests, counted as empty_delta).
+   */
+  #delta<T extends { count: number }>(
+    c: PointContext,
+    p: T & {
+      attributes: DecodedHistogramPoint["attributes"];
+      startTimeUs: number;
+    },
+    track: (key: string) => DeltaWindow<T> | null,
+  ): { data: T; windowStartUs: number } | null {
+    let data: T = p;
     let windowStartUs = p.startTimeUs;
     if (c.seriesPrefix !== "") {
-      const window = this.#tracker.explicit(
-        c.seriesPrefix + attributesKey(p.attributes),
-        p,
-      );
-      if (window === null) return;
+      const window = track(c.seriesPrefix + attributesKey(p.attributes));
+      if (window === null) return null;
       data = window.data;
       windowStartUs = window.windowStartUs;
     }
     if (data.count === 0) {
       this.#counters.add("otlp.metrics.empty_delta");
-      return;
+      return null;
     }
+    return { data, windowStartUs };
+  }
+
+  #explicitPoint(c: PointContext, p: DecodedHistogramPoint): void {
+    if (this.#skipPoint(c, p)) return;
+    const problem = checkExplicit(p);
+    if (problem !== null) return this.#reject(problem, c.metric, 1);
+    const delta = this.#delta(c, p, (key) => this.#tracker.explicit(key, p));
+    if (delta === null) return;
+    const { data, windowStartUs } = delta;
     const histogram: LatencyHistogram = {
       boundsMs: this.#boundsMs(data.explicitBounds, c.factor),
       counts: data.bucketCounts.length === 0 ? [data.count] : data.bucketCounts,
@@ -381,21 +400,13 @@ export class MetricTransformer {
     if (this.#skipPoint(c, p)) return;
     const problem = checkExponential(p);
     if (problem !== null) return this.#reject(problem, c.metric, 1);
-    let data: ExponentialHistogramData = p;
-    let windowStartUs = p.startTimeUs;
-    if (c.seriesPrefix !== "") {
-      const window = this.#tracker.exponential(
-        c.seriesPrefix + attributesKey(p.attributes),
-        p,
-      );
-      if (window === null) return;
-      data = window.data;
-      windowStartUs = window.windowStartUs;
-    }
-    if (data.count === 0) {
-      this.#counters.add("otlp.metrics.empty_delta");
-      return;
-    }
+    const delta = this.#delta(
+      c,
+      p,
+      (key) => this.#tracker.exponential(key, p),
+    );
+    if (delta === null) return;
+    const { data, windowStartUs } = delta;
     const buckets = exponentialToExplicit(data, c.factor);
     const histogram: LatencyHistogram = {
       boundsMs: buckets.bounds,
