@@ -87,13 +87,13 @@ struct syscall_args {
 	__u32 kind;   /* enum buf_kind */
 };
 
-/* The discovery filter: PIDs (tgids) to trace -> 1. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u32);
-	__type(value, __u8);
-} http_pids SEC(".maps");
+/*
+ * The discovery filter: bit (pid % 64) of word (pid / 64) is set for every
+ * tgid to trace. A global array (.bss, mmapped by user space, which sets and
+ * clears bits with atomics): every syscall of every process asks it, and a
+ * memory read is much cheaper than a hash map lookup.
+ */
+__u64 http_pid_bits[HTTP_PID_WORDS];
 
 /* Per connection state; max_entries from beyla.limits.max_traced_connections. */
 struct {
@@ -103,11 +103,14 @@ struct {
 	__type(value, struct http_conn);
 } http_conns SEC(".maps");
 
-/* Write arguments and entry time from entry to exit, by pid_tgid (a thread is in one syscall at a time). */
+/*
+ * Write arguments and entry time from entry to exit, per thread (a thread is
+ * in one syscall at a time): task storage costs a fraction of a hash update.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct syscall_args);
 } http_args SEC(".maps");
 
@@ -144,7 +147,13 @@ static __always_inline __u64 counter(__u32 index)
 
 static __always_inline bool traced(__u32 pid)
 {
-	return bpf_map_lookup_elem(&http_pids, &pid) != NULL;
+	__u64 word = pid >> 6;
+
+	/* Keep the bounded value in one register, or the verifier loses the bound. */
+	asm volatile("" : "+r"(word));
+	if (word >= HTTP_PID_WORDS)
+		return false;
+	return (http_pid_bits[word] >> (pid & 63)) & 1;
 }
 
 /* ---- Classifying the first bytes of a chunk ---- */
@@ -439,16 +448,18 @@ static __always_inline void on_data(__u64 pid_tgid, const struct syscall_args *a
 
 static __always_inline int stash(struct trace_event_raw_sys_enter *ctx, __u32 kind)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct syscall_args args = {};
+	struct syscall_args *args;
 
-	if (!traced(pid_tgid >> 32))
+	if (!traced(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	args.fd = (__s32)ctx->args[0];
-	args.buf = ctx->args[1];
-	args.kind = kind;
-	args.ts_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&http_args, &pid_tgid, &args, BPF_ANY);
+	args = bpf_task_storage_get(&http_args, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!args)
+		return 0;
+	args->fd = (__s32)ctx->args[0];
+	args->buf = ctx->args[1];
+	args->kind = kind;
+	args->ts_ns = bpf_ktime_get_ns(); /* non-zero: a stash is waiting */
 	return 0;
 }
 
@@ -503,10 +514,10 @@ static __always_inline int write_exit(struct trace_event_raw_sys_exit *ctx, __u3
 
 	if (!traced(pid_tgid >> 32))
 		return 0;
-	stashed = bpf_map_lookup_elem(&http_args, &pid_tgid);
-	if (stashed) {
+	stashed = bpf_task_storage_get(&http_args, bpf_get_current_task_btf(), 0, 0);
+	if (stashed && stashed->ts_ns != 0) {
 		args = *stashed;
-		bpf_map_delete_elem(&http_args, &pid_tgid);
+		stashed->ts_ns = 0;
 	} else if (ctx->ret <= 0 || !args_from_regs(&args, kind)) {
 		return 0;
 	} else {
@@ -613,6 +624,7 @@ int coral_http_process_exit(void *ctx)
 	if (!traced(pid) || BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	bpf_for_each_map_elem(&http_conns, forget_conn, &pid, 0);
-	bpf_map_delete_elem(&http_pids, &pid);
+	if ((pid >> 6) < HTTP_PID_WORDS)
+		__sync_fetch_and_and(&http_pid_bits[pid >> 6], ~(1ULL << (pid & 63)));
 	return 0;
 }

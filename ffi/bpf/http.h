@@ -13,6 +13,9 @@
 /* Bytes of a response kept from its first chunk: the status line. */
 #define HTTP_RESPONSE_BYTES 32
 
+/* Words of the PID filter bitmap (http_pid_bits in .bss): PID_MAX_LIMIT / 64. */
+#define HTTP_PID_WORDS (4194304 / 64)
+
 /* Which side of the connection the traced process is on. */
 enum http_side {
 	HTTP_SIDE_SERVER = 1, /* it read the request and wrote the response */

@@ -9,6 +9,14 @@ import {
   type UprobeOptions,
 } from "./links.ts";
 import { BpfMap } from "./maps.ts";
+import {
+  mapShared,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  type SharedMapping,
+  unmapShared,
+} from "./mmap.ts";
 import { cString, nativeSymbols, pinnedBytes, readCString } from "./symbols.ts";
 
 /** sizeof(struct bpf_object_open_opts) in libbpf 1.1; object_name is at offset 8. */
@@ -45,6 +53,8 @@ export class BpfObject implements Disposable {
   /** libbpf parses the ELF in place until load: keep the bytes alive until then. */
   #elf: Uint8Array | null;
   readonly #links: BpfLink[] = [];
+  /** Global data mapped by globalData(), unmapped by close(). */
+  readonly #mappings: SharedMapping[] = [];
 
   private constructor(
     ptr: Deno.PointerObject,
@@ -128,6 +138,26 @@ export class BpfObject implements Disposable {
         subject: section,
       },
     );
+  }
+
+  /**
+   * The memory of a global data section (".bss", ".data") after load, mapped
+   * into this process from the map (libbpf 1.1 does that only for
+   * skeletons): reads and writes here are the programs' own variables (use
+   * Atomics where the programs write too). Valid until close(), which
+   * unmaps it: drop every view of it before closing.
+   */
+  globalData(section = ".bss"): ArrayBuffer {
+    const map = this.#mapPtr(section, "globalData", "loaded");
+    const { bpf } = nativeSymbols();
+    const size = bpf.bpf_map__value_size(map);
+    const mapping = mapShared(bpf.bpf_map__fd(map), {
+      length: Math.ceil(size / PAGE_SIZE) * PAGE_SIZE,
+      prot: PROT_READ | PROT_WRITE,
+      subject: `${this.name} ${section}`,
+    });
+    this.#mappings.push(mapping);
+    return Deno.UnsafePointerView.getArrayBuffer(mapping.memory, size);
   }
 
   /** Creates maps and verifies and loads programs (bpf_object__load). */
@@ -243,6 +273,7 @@ export class BpfObject implements Disposable {
         firstError ??= error;
       }
     }
+    for (const mapping of this.#mappings.splice(0)) unmapShared(mapping);
     nativeSymbols().bpf.bpf_object__close(ptr);
     if (firstError !== undefined) throw firstError;
   }

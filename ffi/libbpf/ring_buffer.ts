@@ -1,5 +1,13 @@
 import { setImmediate } from "node:timers";
-import { checkPointer } from "./errors.ts";
+import { check, lastErrno, LibbpfError } from "./errors.ts";
+import {
+  mapShared,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  type SharedMapping,
+  unmapShared,
+} from "./mmap.ts";
 import { nativeSymbols, pinnedBytes } from "./symbols.ts";
 
 /**
@@ -37,23 +45,32 @@ export interface RingBufferStats {
   waitErrors: number;
 }
 
-const SAMPLE_FN = {
-  parameters: ["pointer", "pointer", "usize"],
-  result: "i32",
-} as const;
 /** sizeof(struct epoll_event) on x86_64 (packed: u32 events + u64 data). */
 const EPOLL_EVENT_SIZE = 12;
-/** Returned by the sample callback to end a ring_buffer__consume early. */
-const STOP_BATCH = -1;
+const EPOLLIN = 0x1;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CLOEXEC = 0x80000;
+/** The kernel's ring buffer layout (include/uapi/linux/bpf.h). */
+const BPF_RINGBUF_BUSY_BIT = 0x80000000;
+const BPF_RINGBUF_DISCARD_BIT = 0x40000000;
+const BPF_RINGBUF_HDR_SZ = 8;
+const RECORD_LENGTH_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) >>>
+  0;
+/** struct bpf_map_info: max_entries sits at offset 16; 80 bytes cover it. */
+const MAP_INFO_SIZE = 80;
+const MAP_INFO_MAX_ENTRIES = 16;
+const TWO_32 = 2 ** 32;
 
 /**
  * Reads a BPF ring buffer map and hands each record to a JS function without
- * blocking the event loop. libc epoll_wait on the ring buffer's epoll fd runs
- * on a helper thread (`nonblocking: true`); ring_buffer__consume then runs on
- * the JS thread, so the per-record callback never crosses threads (a
- * nonblocking ring_buffer__poll, whose callbacks do, measured ~40x slower).
- * At most `batchLimit` records are handled per turn, and every turn yields
- * through the timer queue, so a busy producer cannot starve timers and I/O.
+ * blocking the event loop, and without a native callback per record: the
+ * ring's pages are mapped into this process (as libbpf's ring_buffer does)
+ * and read from JS, the record headers and positions with Atomics so the
+ * loads are ordered as the kernel's protocol asks. libc epoll_wait on the
+ * map runs on a helper thread (`nonblocking: true`) and only says that data
+ * is there. At most `batchLimit` records are handled per turn, and every
+ * turn yields through the timer queue, so a busy producer cannot starve
+ * timers and I/O.
  *
  * @example
  * ```ts
@@ -66,8 +83,8 @@ const STOP_BATCH = -1;
  * ```
  */
 export class RingBufferReader implements AsyncDisposable {
-  #rb: Deno.PointerObject | null;
-  readonly #callback: Deno.UnsafeCallback<typeof SAMPLE_FN>;
+  readonly #handler: RecordHandler;
+  readonly #onError: ((error: unknown) => void) | undefined;
   readonly #epollFd: number;
   /** Written by epoll_wait on another thread: must not move. */
   readonly #events = pinnedBytes(EPOLL_EVENT_SIZE);
@@ -80,8 +97,18 @@ export class RingBufferReader implements AsyncDisposable {
     batches: 0,
     waitErrors: 0,
   };
-  #scratch = pinnedBytes(4096);
-  #inBatch = 0;
+  /** Data bytes in the ring (max_entries): a power of two. */
+  readonly #size: number;
+  /** consumer_pos (u64, ours to write) as two u32 words. */
+  readonly #consumer: Uint32Array;
+  /** producer_pos (u64, the kernel's) as two u32 words. */
+  readonly #producer: Uint32Array;
+  /** The data pages, mapped twice in a row so a record never wraps. */
+  readonly #data: ArrayBuffer;
+  readonly #headers: Uint32Array;
+  #mappings: SharedMapping[] = [];
+  /** Our copy of consumer_pos (only this reader writes it). */
+  #position: number;
   #loop: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -90,41 +117,57 @@ export class RingBufferReader implements AsyncDisposable {
     handler: RecordHandler,
     options: RingBufferOptions,
   ) {
+    this.#handler = handler;
+    this.#onError = options.onHandlerError;
     this.#waitMs = options.waitMs ?? 100;
     this.#batchLimit = options.batchLimit ?? 4096;
     this.#coalesceMs = options.coalesceMs ?? 2;
-    const onError = options.onHandlerError;
-    this.#callback = new Deno.UnsafeCallback(SAMPLE_FN, (_ctx, data, size) => {
-      if (data === null) return 0;
-      const length = Number(size);
-      if (length > this.#scratch.byteLength) {
-        this.#scratch = pinnedBytes(length * 2);
-      }
-      // Copying into reused bytes measured ~2x cheaper than a view of the ring.
-      new Deno.UnsafePointerView(data).copyInto(
-        this.#scratch.subarray(0, length),
-      );
-      this.#stats.records++;
-      try {
-        handler(new DataView(this.#scratch.buffer, 0, length));
-      } catch (error) {
-        this.#stats.handlerErrors++;
-        onError?.(error);
-      }
-      return ++this.#inBatch >= this.#batchLimit ? STOP_BATCH : 0;
-    });
-    const { bpf } = nativeSymbols();
+    const subject = `map fd ${mapFd}`;
+    this.#size = ringSize(mapFd, subject);
+    const { libc } = nativeSymbols();
     try {
-      this.#rb = checkPointer(
-        "ring_buffer__new",
-        bpf.ring_buffer__new(mapFd, this.#callback.pointer, null, null),
-        { subject: `map fd ${mapFd}` },
+      const consumerPage = this.#map(
+        PAGE_SIZE,
+        PROT_READ | PROT_WRITE,
+        mapFd,
+        0,
+        subject,
       );
+      const dataLength = PAGE_SIZE + 2 * this.#size;
+      const producerPages = this.#map(
+        dataLength,
+        PROT_READ,
+        mapFd,
+        PAGE_SIZE,
+        subject,
+      );
+      this.#consumer = new Uint32Array(
+        Deno.UnsafePointerView.getArrayBuffer(consumerPage, 8),
+      );
+      const whole = Deno.UnsafePointerView.getArrayBuffer(
+        producerPages,
+        dataLength,
+      );
+      this.#producer = new Uint32Array(whole, 0, 2);
+      this.#data = whole;
+      this.#headers = new Uint32Array(whole);
+      this.#position = readPosition(this.#consumer);
+      this.#epollFd = check(
+        "epoll_create1",
+        orErrno(libc.epoll_create1(EPOLL_CLOEXEC)),
+        { subject },
+      );
+      const event = pinnedBytes(EPOLL_EVENT_SIZE);
+      new DataView(event.buffer).setUint32(0, EPOLLIN, true);
+      if (libc.epoll_ctl(this.#epollFd, EPOLL_CTL_ADD, mapFd, event) < 0) {
+        const error = LibbpfError.fromErrno("epoll_ctl", { subject });
+        libc.close(this.#epollFd);
+        throw error;
+      }
     } catch (error) {
-      this.#callback.close();
+      this.#unmap();
       throw error;
     }
-    this.#epollFd = bpf.ring_buffer__epoll_fd(this.#rb);
   }
 
   /** Opens a reader on a ring buffer map's fd; call start() to begin reading. */
@@ -154,20 +197,47 @@ export class RingBufferReader implements AsyncDisposable {
    * many. For tests and for callers that drive the reader themselves.
    */
   consume(): number {
-    const rb = this.#rb;
-    if (rb === null) return 0;
-    this.#inBatch = 0;
-    const result = nativeSymbols().bpf.ring_buffer__consume(rb);
-    // STOP_BATCH from the callback surfaces as a negative result: more may wait.
-    const handled = result < 0 ? this.#inBatch : result;
-    if (handled > 0) this.#stats.batches++;
+    if (this.#mappings.length === 0) return 0;
+    const headers = this.#headers;
+    const mask = this.#size - 1;
+    const stats = this.#stats;
+    let position = this.#position;
+    let producer = readPosition(this.#producer);
+    let handled = 0;
+    while (handled < this.#batchLimit) {
+      if (position >= producer) {
+        producer = readPosition(this.#producer);
+        if (position >= producer) break;
+      }
+      // The data area starts one page into the mapping.
+      const offset = PAGE_SIZE + (position & mask);
+      const header = Atomics.load(headers, offset >>> 2);
+      if ((header & BPF_RINGBUF_BUSY_BIT) !== 0) break; // still being written
+      const length = header & RECORD_LENGTH_MASK;
+      if ((header & BPF_RINGBUF_DISCARD_BIT) === 0) {
+        stats.records++;
+        handled++;
+        try {
+          this.#handler(
+            new DataView(this.#data, offset + BPF_RINGBUF_HDR_SZ, length),
+          );
+        } catch (error) {
+          stats.handlerErrors++;
+          this.#onError?.(error);
+        }
+      }
+      position += (length + BPF_RINGBUF_HDR_SZ + 7) & ~7;
+      this.#position = position;
+      writePosition(this.#consumer, position);
+    }
+    if (handled > 0) stats.batches++;
     return handled;
   }
 
   /**
    * Stops the loop, waits for the in-flight wait to return (at most waitMs),
-   * handles what the kernel already wrote (boundedly), then frees the ring
-   * buffer. Safe to call twice.
+   * handles what the kernel already wrote (boundedly), then unmaps the ring.
+   * Safe to call twice.
    */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -187,10 +257,24 @@ export class RingBufferReader implements AsyncDisposable {
     ) {
       // keep draining while turns come back full
     }
-    const rb = this.#rb;
-    this.#rb = null;
-    if (rb !== null) nativeSymbols().bpf.ring_buffer__free(rb);
-    this.#callback.close();
+    if (this.#mappings.length > 0) nativeSymbols().libc.close(this.#epollFd);
+    this.#unmap();
+  }
+
+  #map(
+    length: number,
+    prot: number,
+    fd: number,
+    offset: number,
+    subject: string,
+  ): Deno.PointerObject {
+    const mapping = mapShared(fd, { length, offset, prot, subject });
+    this.#mappings.push(mapping);
+    return mapping.memory;
+  }
+
+  #unmap(): void {
+    for (const mapping of this.#mappings.splice(0)) unmapShared(mapping);
   }
 
   async #run(): Promise<void> {
@@ -216,6 +300,49 @@ export class RingBufferReader implements AsyncDisposable {
       }
     }
   }
+}
+
+/** max_entries of the ring buffer map: its data size in bytes. */
+function ringSize(mapFd: number, subject: string): number {
+  const info = pinnedBytes(MAP_INFO_SIZE);
+  const length = pinnedBytes(4);
+  new DataView(length.buffer).setUint32(0, MAP_INFO_SIZE, true);
+  check(
+    "bpf_obj_get_info_by_fd",
+    nativeSymbols().bpf.bpf_obj_get_info_by_fd(mapFd, info, length),
+    { subject },
+  );
+  const size = new DataView(info.buffer).getUint32(MAP_INFO_MAX_ENTRIES, true);
+  if (size < PAGE_SIZE || (size & (size - 1)) !== 0) {
+    throw new Error(
+      `RingBufferReader: ${subject} is not a ring buffer (max_entries ${size})`,
+    );
+  }
+  return size;
+}
+
+/** A u64 position from two u32 words; re-read when the high word moved meanwhile. */
+function readPosition(words: Uint32Array): number {
+  for (;;) {
+    const high = Atomics.load(words, 1);
+    const low = Atomics.load(words, 0);
+    if (Atomics.load(words, 1) === high) return high * TWO_32 + low;
+  }
+}
+
+/**
+ * Stores our consumer position: low word first, so a reader that catches
+ * the two halves apart sees a smaller position (less free space), never a
+ * larger one.
+ */
+function writePosition(words: Uint32Array, position: number): void {
+  Atomics.store(words, 0, position % TWO_32);
+  Atomics.store(words, 1, Math.floor(position / TWO_32));
+}
+
+/** -1 with errno → the negative errno, as `check` expects. */
+function orErrno(result: number): number {
+  return result < 0 ? -(lastErrno() || 22) : result;
 }
 
 /** Resolves after timers due now have run (no 1-4 ms clamp, unlike setTimeout 0). */

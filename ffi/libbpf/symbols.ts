@@ -110,26 +110,11 @@ export const LIBBPF_SYMBOLS = {
   // int bpf_map_delete_elem(int fd, const void *key);
   bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
 
-  // struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx,
-  //                                      const struct ring_buffer_opts *opts);
-  // typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
-  ring_buffer__new: {
-    parameters: ["i32", "function", "pointer", "pointer"],
-    result: "pointer",
-  },
-  // int ring_buffer__poll(struct ring_buffer *rb, int timeout_ms);
-  // Runs on a helper thread; sample_cb is then called from that thread.
-  ring_buffer__poll: {
-    parameters: ["pointer", "i32"],
+  // int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
+  bpf_obj_get_info_by_fd: {
+    parameters: ["i32", "buffer", "buffer"],
     result: "i32",
-    nonblocking: true,
   },
-  // int ring_buffer__consume(struct ring_buffer *rb);
-  ring_buffer__consume: { parameters: ["pointer"], result: "i32" },
-  // int ring_buffer__epoll_fd(const struct ring_buffer *rb);
-  ring_buffer__epoll_fd: { parameters: ["pointer"], result: "i32" },
-  // void ring_buffer__free(struct ring_buffer *rb);
-  ring_buffer__free: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** libc.so.6 */
@@ -147,6 +132,17 @@ export const LIBC_SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   // int clock_gettime(clockid_t clockid, struct timespec *tp);
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
+  mmap: {
+    parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"],
+    result: "pointer",
+  },
+  // int munmap(void *addr, size_t length);
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  // int epoll_create1(int flags);
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  // int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   // int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
   // Runs on a helper thread: waits for ring buffer data without blocking JS.
   epoll_wait: {

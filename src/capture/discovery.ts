@@ -302,6 +302,10 @@ export class Discovery {
   #stopped = false;
   #scans = 0;
   #lastScanMs = 0;
+  /** Listening ports of each process, as last read from its fds. */
+  #portsByPid = new Map<number, ReadonlySet<number>>();
+  /** The listening sockets (inode:port) the cache above was read against. */
+  #listeningKey = "";
 
   constructor(options: DiscoveryOptions) {
     this.#options = options;
@@ -392,6 +396,20 @@ export class Discovery {
         }
       }
     }
+    // A process's fds are read again only when the listening sockets changed
+    // (a server started, stopped or restarted), for processes not seen
+    // before, and on every FULL_RESCAN_EVERY-th scan (pid reuse and the like).
+    const listeningKey = [...listening].map(([i, p]) => `${i}:${p}`).sort()
+      .join(",");
+    if (
+      listeningKey !== this.#listeningKey ||
+      this.#scans % FULL_RESCAN_EVERY === 0
+    ) {
+      this.#portsByPid = new Map();
+      this.#listeningKey = listeningKey;
+    }
+    const previousPorts = this.#portsByPid;
+    const portsByPid = new Map<number, ReadonlySet<number>>();
     const needExe = this.#rules.some((r) => r.exe !== undefined);
     const found = new Map<number, string>();
     let visited = 0;
@@ -404,15 +422,18 @@ export class Discovery {
         r.exe === undefined || (exe !== "" && r.exe(exe))
       );
       if (candidates.length === 0) continue;
-      const ports = candidates.some((r) => r.ports !== undefined) &&
-          listening.size > 0
-        ? listeningPorts(`${root}/${pid}/fd`, listening)
-        : new Set<number>();
+      let ports = NO_PORTS;
+      if (candidates.some((r) => r.ports !== undefined) && listening.size > 0) {
+        ports = previousPorts.get(pid) ??
+          listeningPorts(`${root}/${pid}/fd`, listening);
+        portsByPid.set(pid, ports);
+      }
       const rule = matchRule(candidates, { pid, exe, listeningPorts: ports });
       if (rule === undefined) continue;
       const name = rule.name ?? this.#processName(pid, exe);
       if (name !== undefined) found.set(pid, name);
     }
+    this.#portsByPid = portsByPid;
     return found;
   }
 
@@ -426,6 +447,10 @@ export class Discovery {
     });
   }
 }
+
+/** Scans that read every process's fds even when no listening socket changed. */
+const FULL_RESCAN_EVERY = 10;
+const NO_PORTS: ReadonlySet<number> = new Set();
 
 function listPids(root: string): number[] {
   const pids: number[] = [];
@@ -444,7 +469,7 @@ function listPids(root: string): number[] {
 function listeningPorts(
   fdDir: string,
   listening: ReadonlyMap<number, number>,
-): Set<number> {
+): ReadonlySet<number> {
   const ports = new Set<number>();
   let entries: Iterable<Deno.DirEntry>;
   try {

@@ -33,17 +33,17 @@ import {
   type RecordSink,
 } from "../model/records.ts";
 import type { Logger } from "../log.ts";
-import { parseRequestHead, parseStatusLine } from "../decode/http1.ts";
 import { measureClockOffset } from "./clock.ts";
 import { Discovery } from "./discovery.ts";
 import {
-  decodeHttpEvent,
   HTTP,
   HTTP_COUNTER,
+  HTTP_PID_BITS,
   type HttpCounterName,
-  HttpEventError,
   writeHttpConfig,
 } from "./http_event_layout.ts";
+import { HttpRecordReader } from "./http_record_reader.ts";
+import { PidBitmap } from "./pid_bitmap.ts";
 import { HttpWindows } from "./http_windows.ts";
 
 /** The logger methods the capture uses. */
@@ -85,8 +85,14 @@ export interface HttpCaptureStats {
 }
 
 const PAGE_SIZE = 4096;
-/** Records per ring-buffer turn: ~5 µs each, so a turn holds the event loop ~5 ms. */
+/** Records per ring-buffer turn: a few µs each, so a turn holds the event loop a few ms. */
 const BATCH_LIMIT = 1024;
+/**
+ * After a turn that emptied the ring, wait this long before the next: fewer
+ * wake-ups (each costs a thread hand-off), larger batches; records wait at
+ * most this much longer, far below a window.
+ */
+const COALESCE_MS = 10;
 /** Spans go to the sink when this many wait, without waiting for the timer. */
 const SPAN_BATCH = 4096;
 
@@ -103,11 +109,12 @@ export class HttpCapture {
   readonly #log: CaptureLog;
   readonly #windows: HttpWindows;
   readonly #pids = new Map<number, string>();
+  readonly #records = new HttpRecordReader();
   /** PIDs removed during this window: their last records still get a name. */
   #retired = new Map<number, string>();
   readonly #rejected: Record<string, number> = {};
   #object: BpfObject | undefined;
-  #pidMap: BpfMap | undefined;
+  #pidBits: PidBitmap | undefined;
   #counterMap: BpfMap | undefined;
   #reader: RingBufferReader | undefined;
   #discovery: Discovery | undefined;
@@ -170,7 +177,11 @@ export class HttpCapture {
     });
     await step("load", () => object.load());
     await step("attach", () => object.attachAll());
-    this.#pidMap = object.map(HTTP.maps.pids);
+    this.#pidBits = new PidBitmap(
+      object.globalData(HTTP_PID_BITS.section),
+      HTTP_PID_BITS.offset,
+      HTTP_PID_BITS.size,
+    );
     this.#counterMap = object.map(HTTP.maps.counters);
     this.#clock = measureClockOffset();
     this.#reader = await step("ring buffer", () =>
@@ -179,6 +190,7 @@ export class HttpCapture {
         (view) => this.#onRecord(view),
         {
           batchLimit: BATCH_LIMIT,
+          coalesceMs: COALESCE_MS,
           onHandlerError: (error) =>
             this.#log.error("ebpf: http record handler failed", {
               error: String(error),
@@ -223,8 +235,14 @@ export class HttpCapture {
 
   /** Starts tracing a process (its tgid) under `serviceName`. */
   addPid(pid: number, serviceName: string): void {
-    const map = this.#live("addPid");
-    map.update(u32(pid), Uint8Array.of(1));
+    if (!this.#live("addPid").add(pid)) {
+      this.#counters.add("ebpf.http.pids_not_traced.pid_too_large");
+      this.#log.warn("ebpf: cannot trace process: PID beyond the filter", {
+        pid,
+        service: serviceName,
+      });
+      return;
+    }
     const before = this.#pids.get(pid);
     this.#pids.set(pid, serviceName);
     this.#retired.delete(pid);
@@ -235,8 +253,7 @@ export class HttpCapture {
 
   /** Stops tracing a process; records already in flight keep its name. */
   removePid(pid: number): void {
-    const map = this.#live("removePid");
-    map.delete(u32(pid));
+    this.#live("removePid").remove(pid);
     const name = this.#pids.get(pid);
     if (name === undefined) return;
     this.#pids.delete(pid);
@@ -291,7 +308,7 @@ export class HttpCapture {
       this.#closeWindow();
     }
     this.#reader = undefined;
-    this.#pidMap = undefined;
+    this.#pidBits = undefined; // a view of the object's memory: gone with close()
     this.#counterMap = undefined;
     const object = this.#object;
     this.#object = undefined;
@@ -303,11 +320,11 @@ export class HttpCapture {
     }
   }
 
-  #live(method: string): BpfMap {
-    if (this.#stopping !== undefined || this.#pidMap === undefined) {
+  #live(method: string): PidBitmap {
+    if (this.#stopping !== undefined || this.#pidBits === undefined) {
       throw new Error(`HttpCapture: ${method}() after shutdown()`);
     }
-    return this.#pidMap;
+    return this.#pidBits;
   }
 
   #drain(): void {
@@ -324,38 +341,25 @@ export class HttpCapture {
   }
 
   #onRecord(view: DataView): void {
-    let event;
-    try {
-      event = decodeHttpEvent(view, { copy: false }); // parsed right here
-    } catch (error) {
-      if (error instanceof HttpEventError) return this.#reject(error.reason);
-      throw error;
-    }
-    const service = this.#pids.get(event.pid) ?? this.#retired.get(event.pid);
+    const record = this.#records.read(view); // parsed right here: the view is reused
+    if (typeof record === "string") return this.#reject(record);
+    const service = this.#pids.get(record.pid) ?? this.#retired.get(record.pid);
     if (service === undefined) return this.#reject("unknown_pid");
-    const head = parseRequestHead(event.request);
-    if (head === undefined) return this.#reject("unparsable_request");
-    const status = parseStatusLine(event.response);
-    if (status === undefined) return this.#reject("unparsable_response");
-    const durationNs = event.endNs > event.startNs
-      ? Number(event.endNs - event.startNs)
-      : 0;
     this.#exchanges++;
     this.#windows.add({
       serviceName: service,
-      pid: event.pid,
-      side: event.side,
-      method: head.method,
-      path: head.path,
-      statusCode: status.statusCode,
-      startTimeUs: Number(event.startNs / 1000n) + this.#clock.offsetUs,
-      durationNs,
-      localAddress: event.localAddress,
-      localPort: event.localPort,
-      remoteAddress: event.remoteAddress,
-      remotePort: event.remotePort,
-      requestBytes: event.requestBytes,
-      traceparent: head.traceparent,
+      pid: record.pid,
+      side: record.side,
+      method: record.method,
+      path: record.path,
+      statusCode: record.statusCode,
+      startTimeUs: record.startUs + this.#clock.offsetUs,
+      durationNs: record.durationNs,
+      localPort: record.localPort,
+      remoteAddress: record.remoteAddress,
+      remotePort: record.remotePort,
+      requestBytes: record.requestBytes,
+      traceparent: record.traceparent,
     });
     if (this.#windows.pendingSpans >= SPAN_BATCH) this.#flushSpans();
   }

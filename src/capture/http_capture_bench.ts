@@ -1,7 +1,9 @@
 /**
  * What the HTTP capture costs under keep-alive load (as root, needs nginx and
  * wrk): nginx's throughput without and with the capture, the agent's CPU per
- * request, and the BPF programs' own run time (kernel.bpf_stats_enabled).
+ * request, and the BPF programs' own run time (kernel.bpf_stats_enabled),
+ * in all and per program (a run on a process that is not traced is just
+ * the PID filter's check).
  *
  *   deno run -A src/capture/http_capture_bench.ts [seconds] [connections] [sampling rate]
  *
@@ -50,8 +52,15 @@ function sysctl(value?: string): string {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
-/** run_time_ns and run_cnt summed over our programs. */
-function bpfRunTime(): { ns: number; runs: number } {
+interface ProgramTime {
+  ns: number;
+  runs: number;
+  /** Per program name. */
+  programs: Map<string, { ns: number; runs: number }>;
+}
+
+/** run_time_ns and run_cnt of our programs, summed and per program. */
+function bpfRunTime(): ProgramTime {
   const out = new Deno.Command("bpftool", { args: ["-j", "prog", "list"] })
     .outputSync();
   const progs = JSON.parse(new TextDecoder().decode(out.stdout)) as {
@@ -61,12 +70,14 @@ function bpfRunTime(): { ns: number; runs: number } {
   }[];
   let ns = 0;
   let runs = 0;
+  const programs = new Map<string, { ns: number; runs: number }>();
   for (const p of progs) {
     if (!p.name?.startsWith("coral_http")) continue;
     ns += p.run_time_ns ?? 0;
     runs += p.run_cnt ?? 0;
+    programs.set(p.name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 });
   }
-  return { ns, runs };
+  return { ns, runs, programs };
 }
 
 await using upstream = await startTestHttpServer("python");
@@ -122,12 +133,28 @@ try {
       run.runs - run0.runs
     } runs = ${(bpfNs / requests / 1000).toFixed(2)} µs per request`,
   );
+  for (const [name, after] of run.programs) {
+    const before = run0.programs.get(name) ?? { ns: 0, runs: 0 };
+    const runs = after.runs - before.runs;
+    if (runs === 0) continue;
+    console.log(
+      `  ${name.padEnd(28)} ${String(runs).padStart(9)} runs, ${
+        ((after.ns - before.ns) / runs).toFixed(0).padStart(5)
+      } ns each`,
+    );
+  }
   console.log(
     `10 ms timer: ${ticks} ticks in ${elapsed.toFixed(1)} s; kernel: ${
       JSON.stringify(stats.kernel)
     }`,
   );
 } finally {
+  if (Deno.env.get("PROG_STATS")) {
+    console.log(new TextDecoder().decode(
+      new Deno.Command("bash", { args: ["/tmp/progstats.sh"] }).outputSync()
+        .stdout,
+    ));
+  }
   await capture.shutdown();
   sysctl(statsBefore);
 }

@@ -227,12 +227,19 @@ export type HttpCounterName = keyof typeof HTTP_COUNTER;
 /** HTTP_COUNTER_MAX: entries of the counters map. */
 export const HTTP_COUNTER_MAX = 9;
 
+/** The PID filter bitmap: `__u64 http_pid_bits[HTTP_PID_WORDS]` in .bss (http.h). */
+export const HTTP_PID_BITS = {
+  section: ".bss",
+  variable: "http_pid_bits",
+  offset: 0,
+  size: (4194304 / 64) * 8,
+} as const;
+
 /** Names of the object's maps; every program's name starts with `programPrefix`. */
 export const HTTP = {
   object: "http",
   programPrefix: "coral_http_",
   maps: {
-    pids: "http_pids",
     conns: "http_conns",
     args: "http_args",
     events: "http_events",

@@ -8,6 +8,7 @@ import {
   HTTP_COUNTER_MAX,
   HTTP_ENDPOINTS,
   HTTP_EVENT,
+  HTTP_PID_BITS,
   HTTP_SIDE,
   HttpEventError,
   writeHttpConfig,
@@ -206,6 +207,16 @@ Deno.test({
       rodataOffset: variable.offset,
       ...layout("http_config"),
     }, HTTP_CONFIG);
+
+    const bss = named("DATASEC", ".bss");
+    const bits = bss.vars?.find((v) =>
+      byId.get(v.type_id)?.name === HTTP_PID_BITS.variable
+    );
+    assert.ok(bits, "http_pid_bits not in .bss");
+    assert.deepEqual(
+      { offset: bits.offset, size: bits.size },
+      { offset: HTTP_PID_BITS.offset, size: HTTP_PID_BITS.size },
+    );
 
     const counters = Object.fromEntries(
       Object.entries(HTTP_COUNTER).map((

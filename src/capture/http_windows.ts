@@ -22,7 +22,7 @@ import type {
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
 import { normaliseRoute } from "../aggregate/routes.ts";
 import { keepTrace } from "../aggregate/sampling.ts";
-import type { Traceparent } from "../decode/http1.ts";
+import { HTTP_METHODS, type Traceparent } from "../decode/http1.ts";
 
 /** One HTTP request and its response, as the capture saw them. */
 export interface HttpExchange {
@@ -36,7 +36,6 @@ export interface HttpExchange {
   /** Start as Unix microseconds. */
   startTimeUs: number;
   durationNs: number;
-  localAddress: string;
   localPort: number;
   remoteAddress: string;
   remotePort: number;
@@ -71,6 +70,12 @@ interface Series {
 }
 
 const MAX_ROUTE_CACHE = 10_000;
+/** Known methods numbered from 1 (0: any other) for series keys. */
+const METHOD_NUMBER = new Map([...HTTP_METHODS].map((m, i) => [m, i + 1]));
+const REQUESTS_COUNTER = {
+  server: "ebpf.http.requests.server",
+  client: "ebpf.http.requests.client",
+} as const;
 const MAX_RESOURCES = 1024;
 const NS_PER_MS = 1e6;
 const HEX: string[] = Array.from(
@@ -92,7 +97,9 @@ export class HttpWindows {
   readonly #random: (into: Uint8Array) => void;
   readonly #routes = new Map<string, string>();
   readonly #resources = new Map<string, Attributes>();
-  #series = new Map<string, Series>();
+  /** Open window: service → route → method/status/side (→ peer for clients). */
+  #series = new Map<string, Map<string, Map<string | number, Series>>>();
+  #seriesCount = 0;
   #spans: SpanRecord[] = [];
   #windowStartMs: number;
   #ids = new Uint8Array(4096);
@@ -111,7 +118,7 @@ export class HttpWindows {
 
   /** Series in the open window. */
   get seriesCount(): number {
-    return this.#series.size;
+    return this.#seriesCount;
   }
 
   /** Spans waiting for takeSpans(). */
@@ -121,7 +128,7 @@ export class HttpWindows {
 
   /** Counts one exchange in the open window and makes its span (unless sampled out). */
   add(x: HttpExchange): void {
-    this.#counters.add(`ebpf.http.requests.${x.side}`);
+    this.#counters.add(REQUESTS_COUNTER[x.side]);
     const route = this.#route(x.path);
     this.#addToSeries(x, route);
     this.#addSpan(x, route);
@@ -143,7 +150,7 @@ export class HttpWindows {
     const timestampMs = Math.max(endMs, windowStartMs);
     this.#windowStartMs = timestampMs;
     const records: HttpMetricRecord[] = [];
-    for (const s of this.#series.values()) {
+    for (const s of this.#allSeries()) {
       const { bounds, counts } = s.histogram.toExplicit(1 / NS_PER_MS);
       const min = s.histogram.min;
       const max = s.histogram.max;
@@ -168,18 +175,35 @@ export class HttpWindows {
       });
     }
     this.#series = new Map();
+    this.#seriesCount = 0;
     return records;
+  }
+
+  *#allSeries(): Generator<Series> {
+    for (const routes of this.#series.values()) {
+      for (const series of routes.values()) yield* series.values();
+    }
   }
 
   #addToSeries(x: HttpExchange, route: string): void {
     const client = x.side === "client";
-    const key =
-      `${x.serviceName}\0${x.side}\0${x.method}\0${route}\0${x.statusCode}${
-        client ? `\0${x.remoteAddress}\0${x.remotePort}` : ""
-      }`;
-    let series = this.#series.get(key);
+    let routes = this.#series.get(x.serviceName);
+    if (routes === undefined) {
+      routes = new Map();
+      this.#series.set(x.serviceName, routes);
+    }
+    let byCall = routes.get(route);
+    if (byCall === undefined) {
+      byCall = new Map();
+      routes.set(route, byCall);
+    }
+    // Servers (the hot path) by a number; clients also by their peer.
+    const key = client
+      ? `${x.method} ${x.statusCode} ${x.remoteAddress} ${x.remotePort}`
+      : (METHOD_NUMBER.get(x.method) ?? 0) * 1000 + x.statusCode;
+    let series = byCall.get(key);
     if (series === undefined) {
-      if (this.#series.size >= this.#maxSeries) {
+      if (this.#seriesCount >= this.#maxSeries) {
         this.#counters.add("ebpf.http.series_dropped.too_many_series");
         return;
       }
@@ -198,18 +222,25 @@ export class HttpWindows {
         attributes,
         histogram: new LogLinearHistogram(),
       };
-      this.#series.set(key, series);
+      byCall.set(key, series);
+      this.#seriesCount++;
     }
     series.histogram.record(x.durationNs);
   }
 
   #addSpan(x: HttpExchange, route: string): void {
     const error = isHttpError(x.side, x.statusCode);
-    const traceId = x.traceparent?.traceId ?? this.#hex(16);
-    if (!error && !keepTrace(traceId, this.#beyla.sampling.rate)) {
+    const rate = this.#beyla.sampling.rate;
+    // A new trace's id is random, so a random draw decides as its hash would.
+    const kept = error ||
+      (x.traceparent === undefined
+        ? rate >= 1 || this.#random01() < rate
+        : keepTrace(x.traceparent.traceId, rate));
+    if (!kept) {
       this.#counters.add("ebpf.http.spans.sampled_out");
       return;
     }
+    const traceId = x.traceparent?.traceId ?? this.#hex(16);
     if (this.#spans.length >= this.#maxPendingSpans) {
       this.#counters.add("ebpf.http.spans.dropped.queue_full");
       return;
@@ -279,6 +310,19 @@ export class HttpWindows {
       this.#routes.set(path, route);
     }
     return route;
+  }
+
+  /** A uniform number in [0, 1) from the same random bytes as the ids. */
+  #random01(): number {
+    if (this.#idOffset + 4 > this.#ids.length) {
+      this.#random(this.#ids);
+      this.#idOffset = 0;
+    }
+    const o = this.#idOffset;
+    this.#idOffset += 4;
+    const ids = this.#ids;
+    return ((ids[o]! << 24 | ids[o + 1]! << 16 | ids[o + 2]! << 8 |
+      ids[o + 3]!) >>> 0) / 2 ** 32;
   }
 
   /** `n` random bytes as lowercase hex, never all zero. */

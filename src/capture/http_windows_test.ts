@@ -14,7 +14,6 @@ function exchange(over: Partial<HttpExchange> = {}): HttpExchange {
     statusCode: 200,
     startTimeUs: 1_700_000_000_000_000,
     durationNs: 50_000_000,
-    localAddress: "127.0.0.1",
     localPort: 8080,
     remoteAddress: "127.0.0.1",
     remotePort: 40000,
