@@ -599,6 +599,9 @@ function ourPrograms(): number[] {
     .map((p) => p.id);
 }
 
+/** Programs (and links) of the http object while it runs. */
+const PROGRAMS = 18;
+
 ebpfTest(
   "shutdown(): bpftool lists no program or link of ours, and it is safe twice",
   async () => {
@@ -610,16 +613,17 @@ ebpfTest(
     await using server = await startTestHttpServer();
     const c = await startCapture([server]);
     const progs = ourPrograms();
+    // 16 syscall programs, process exit and process fork.
     assert.equal(
       progs.length,
-      17,
+      PROGRAMS,
       `coral_http programs while running: ${progs}`,
     );
     const links = () =>
       bpftoolJson<{ prog_id: number }[]>("link", "list").filter((l) =>
         progs.includes(l.prog_id)
       );
-    assert.equal(links().length, 17);
+    assert.equal(links().length, PROGRAMS);
     await curl(server.url("/ok"));
     while (c.capture.stats.exchanges < 1) {
       await new Promise((r) => setTimeout(r, 10));

@@ -37,6 +37,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const struct http_event *unused_http_event __attribute__((unused));
 const enum http_counter *unused_http_counter __attribute__((unused));
 const enum http_side *unused_http_side __attribute__((unused));
+const struct stream_event *unused_stream_event __attribute__((unused));
+const enum l7_protocol *unused_l7_protocol __attribute__((unused));
+const enum stream_event_kind *unused_stream_event_kind __attribute__((unused));
+const enum stream_sender *unused_stream_sender __attribute__((unused));
 
 /* Set by user space before load; see struct http_config. */
 const volatile struct http_config http_config = {};
@@ -72,16 +76,26 @@ struct conn_key {
 struct http_conn {
 	__u64 start_ns;
 	__u64 request_bytes;
+	__u64 conn_id;   /* from next_conn_id: tells fd reuse apart in user space */
 	struct http_endpoints endpoints;
-	__u8 state; /* enum conn_state */
-	__u8 pad;
+	__u8 state;      /* enum conn_state */
+	__u8 protocol;   /* enum l7_protocol */
 	__u16 request_len;
-	__u32 pad2;
+	__u8 stream_side; /* enum http_side, for stream protocols */
+	__u8 tls;        /* plaintext comes from the SSL uprobes: skip the syscalls' bytes */
+	__u16 pad;
 	__u8 request[HTTP_REQUEST_BYTES];
+};
+
+/* A stream_event and room for its data: twice the data size, so a copy at any offset below STREAM_DATA_BYTES fits. */
+struct stream_scratch {
+	struct stream_event header;
+	__u8 data[2 * STREAM_DATA_BYTES];
 };
 
 struct syscall_args {
 	__u64 buf;    /* buffer, iovec array or msghdr, per kind */
+	__u64 count;  /* the third argument: iovec count of readv/writev */
 	__u64 ts_ns;  /* entry time of a write; 0 when taken from registers */
 	__s32 fd;
 	__u32 kind;   /* enum buf_kind */
@@ -93,7 +107,7 @@ struct syscall_args {
  * clears bits with atomics): every syscall of every process asks it, and a
  * memory read is much cheaper than a hash map lookup.
  */
-__u64 http_pid_bits[HTTP_PID_WORDS];
+__u64 http_pid_bits[HTTP_PID_WORDS] SEC(".bss.pid_bits"); /* alone: user space maps it at offset 0 */
 
 /* Per connection state; max_entries from beyla.limits.max_traced_connections. */
 struct {
@@ -119,6 +133,23 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
 } http_events SEC(".maps");
+
+/* Chunks of stream-protocol connections; sized like http_events. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} stream_events SEC(".maps");
+
+/* Where a stream_event is put together before bpf_ringbuf_output (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stream_scratch);
+} stream_scratch SEC(".maps");
+
+/* Last connection id handed out. */
+__u64 next_conn_id;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -327,10 +358,14 @@ static __always_inline struct http_conn *track(struct conn_key *key, bool reset)
 	if (bpf_map_update_elem(&http_conns, key, &zero_conn, BPF_ANY))
 		return NULL;
 	conn = bpf_map_lookup_elem(&http_conns, key);
-	if (conn)
+	if (conn) {
 		conn->endpoints = ep;
+		conn->conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	}
 	return conn;
 }
+
+static __always_inline void stream_closed(const struct http_conn *conn, const struct conn_key *key);
 
 static __always_inline void untrack(struct conn_key *key)
 {
@@ -338,10 +373,165 @@ static __always_inline void untrack(struct conn_key *key)
 
 	if (!conn)
 		return;
+	if (conn->protocol >= L7_HTTP2)
+		stream_closed(conn, key);
 	if (conn->state != CONN_IDLE)
 		count(HTTP_COUNTER_UNANSWERED);
 	if (bpf_map_delete_elem(&http_conns, key) == 0)
 		count(HTTP_COUNTER_CONNS_CLOSED);
+}
+
+/* ---- Stream protocols: classified here, parsed in user space ---- */
+
+static __always_inline __u32 be32(const __u8 *b)
+{
+	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
+}
+
+static __always_inline __u32 le24(const __u8 *b)
+{
+	return (__u32)b[0] | (__u32)b[1] << 8 | (__u32)b[2] << 16;
+}
+
+/*
+ * The protocol of a connection from the first bytes of a chunk (`seen` of
+ * the `moved`), or L7_UNKNOWN; `side` gets the traced process's side. Only
+ * openings that rarely occur by chance count: the HTTP/2 preface, a Redis
+ * command array, a PostgreSQL startup / SSL request / whole simple query, a
+ * MySQL server greeting or a whole MySQL query packet.
+ */
+static __always_inline __u8 classify_stream(const __u8 *b, __u64 seen, __u64 moved,
+					    bool inbound, __u8 *side)
+{
+	bool from_client = true;
+	__u8 protocol = L7_UNKNOWN;
+
+	if (seen < 5)
+		return L7_UNKNOWN;
+	if (seen >= 16 && b[0] == 'P' && b[1] == 'R' && b[2] == 'I' && b[3] == ' ' &&
+	    b[4] == '*' && b[5] == ' ' && b[6] == 'H' && b[7] == 'T' && b[8] == 'T' &&
+	    b[9] == 'P' && b[10] == '/' && b[11] == '2') {
+		protocol = L7_HTTP2;
+	} else if (b[0] == '*' && is_digit(b[1]) &&
+		   ((b[2] == '\r' && b[3] == '\n' && b[4] == '$') ||
+		    (seen >= 6 && is_digit(b[2]) && b[3] == '\r' && b[4] == '\n' && b[5] == '$'))) {
+		protocol = L7_REDIS;
+	} else if (seen >= 8 && be32(b) == moved && b[4] == 0 && b[5] == 3 && b[6] == 0 &&
+		   b[7] == 0) {
+		protocol = L7_POSTGRES; /* StartupMessage, protocol 3.0 */
+	} else if (seen >= 8 && be32(b) == 8 && b[4] == 0x04 && b[5] == 0xd2 && b[6] == 0x16 &&
+		   (b[7] == 0x2f || b[7] == 0x30)) {
+		protocol = L7_POSTGRES; /* SSLRequest, GSSENCRequest */
+	} else if (b[0] == 'Q' && be32(b + 1) >= 5 && be32(b + 1) + 1 == moved) {
+		protocol = L7_POSTGRES; /* one whole simple Query */
+	} else if (le24(b) + 4 == moved && b[3] == 0 && b[4] == 0x0a) {
+		protocol = L7_MYSQL; /* initial handshake, protocol 10 */
+		from_client = false;
+	} else if (le24(b) + 4 == moved && b[3] == 0 &&
+		   (b[4] == 0x03 || b[4] == 0x16 || b[4] == 0x17)) {
+		protocol = L7_MYSQL; /* COM_QUERY, COM_STMT_PREPARE, COM_STMT_EXECUTE */
+	}
+	if (protocol != L7_UNKNOWN)
+		*side = from_client == inbound ? HTTP_SIDE_SERVER : HTTP_SIDE_CLIENT;
+	return protocol;
+}
+
+/* Copies up to STREAM_DATA_BYTES of what the call moved, across its iovecs; returns the bytes copied. */
+static __always_inline __u32 copy_chunk(__u8 *data, const struct syscall_args *args, __u64 moved)
+{
+	__u64 iov = args->buf, count = args->count;
+	__u32 off = 0;
+
+	if (args->kind == BUF_PLAIN)
+		return COPY_USER(data, STREAM_DATA_BYTES, moved, args->buf);
+	if (args->kind == BUF_MSG) {
+		struct user_msghdr msg;
+
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)args->buf))
+			return 0;
+		iov = (__u64)msg.msg_iov;
+		count = msg.msg_iovlen;
+	} else if (args->kind != BUF_IOV) {
+		return 0;
+	}
+	for (int i = 0; i < STREAM_IOVECS; i++) {
+		struct iovec vec;
+		__u64 len;
+
+		if (i >= count || off >= moved || off >= STREAM_DATA_BYTES)
+			break;
+		if (bpf_probe_read_user(&vec, sizeof(vec), (void *)(iov + i * sizeof(vec))))
+			break;
+		len = vec.iov_len;
+		if (len > moved - off)
+			len = moved - off;
+		if (len > STREAM_DATA_BYTES - off)
+			len = STREAM_DATA_BYTES - off;
+		asm volatile("" : "+r"(len));
+		if (len == 0 || len > STREAM_DATA_BYTES)
+			continue;
+		if (bpf_probe_read_user(data + (off & (STREAM_DATA_BYTES - 1)), len, vec.iov_base))
+			break;
+		off += len;
+	}
+	return off;
+}
+
+static __always_inline void stream_header(struct stream_event *e, const struct http_conn *conn,
+					  const struct conn_key *key, __u8 kind, __u64 time_ns)
+{
+	e->conn_id = conn->conn_id;
+	e->time_ns = time_ns;
+	e->pid = key->pid;
+	e->fd = key->fd;
+	e->size = 0;
+	e->len = 0;
+	e->kind = kind;
+	e->protocol = conn->protocol;
+	e->side = conn->stream_side;
+	e->sender = 0;
+	e->tls = conn->tls;
+	e->endpoints = conn->endpoints;
+}
+
+/* One chunk of a stream connection to user space. */
+static __always_inline void emit_stream(const struct http_conn *conn, const struct conn_key *key,
+					const struct syscall_args *args, __u64 moved, bool inbound,
+					__u64 time_ns)
+{
+	__u32 zero = 0;
+	struct stream_scratch *scratch = bpf_map_lookup_elem(&stream_scratch, &zero);
+	__u32 copied;
+
+	if (!scratch)
+		return;
+	copied = copy_chunk(scratch->data, args, moved);
+	stream_header(&scratch->header, conn, key, STREAM_DATA, time_ns);
+	scratch->header.size = moved > 0xffffffff ? 0xffffffff : moved;
+	scratch->header.len = copied;
+	/* A server reads what the client sent; a client reads what the server sent. */
+	scratch->header.sender = inbound == (conn->stream_side == HTTP_SIDE_SERVER)
+					 ? STREAM_SENDER_CLIENT
+					 : STREAM_SENDER_SERVER;
+	if (copied < moved)
+		count(HTTP_COUNTER_STREAM_TRUNCATED);
+	if (copied > STREAM_DATA_BYTES)
+		return;
+	if (bpf_ringbuf_output(&stream_events, scratch, sizeof(struct stream_event) + copied, 0))
+		count(HTTP_COUNTER_STREAM_DROPPED);
+	else
+		count(HTTP_COUNTER_STREAM_EVENTS);
+}
+
+static __always_inline void stream_closed(const struct http_conn *conn, const struct conn_key *key)
+{
+	struct stream_event event = {};
+
+	stream_header(&event, conn, key, STREAM_CLOSE, bpf_ktime_get_ns());
+	if (bpf_ringbuf_output(&stream_events, &event, sizeof(event), 0))
+		count(HTTP_COUNTER_STREAM_DROPPED);
+	else
+		count(HTTP_COUNTER_STREAM_EVENTS);
 }
 
 /* ---- Requests and responses ---- */
@@ -390,7 +580,7 @@ static __always_inline void finish(struct http_conn *conn, const struct conn_key
  * classified first, so bytes that are no HTTP cost one lookup and one copy.
  */
 static __always_inline void on_data(__u64 pid_tgid, const struct syscall_args *args, __s64 ret,
-				    bool inbound)
+				    bool inbound, __u8 tls)
 {
 	struct conn_key key = { .pid = pid_tgid >> 32, .fd = args->fd };
 	__u8 prefix[PREFIX_BYTES] = {};
@@ -402,9 +592,36 @@ static __always_inline void on_data(__u64 pid_tgid, const struct syscall_args *a
 	if (ret <= 0 || !locate(args, ret, &chunk))
 		return;
 	seen = COPY_USER(prefix, PREFIX_BYTES, chunk.len, chunk.ptr);
+	conn = bpf_map_lookup_elem(&http_conns, &key);
+	if (conn && conn->protocol >= L7_HTTP2) {
+		/* A stream connection: every chunk goes to user space (TLS ones from the uprobes). */
+		if (conn->tls == tls)
+			emit_stream(conn, &key, args, ret, inbound,
+				    inbound ? bpf_ktime_get_ns() : args->ts_ns);
+		return;
+	}
 	request = is_request(prefix, seen);
 	response = !request && is_response(prefix, seen);
-	conn = bpf_map_lookup_elem(&http_conns, &key);
+	if (!request && !response && (!conn || conn->protocol == L7_UNKNOWN)) {
+		__u8 side = 0;
+		__u8 protocol = classify_stream(prefix, seen, ret, inbound, &side);
+
+		if (protocol == L7_UNKNOWN)
+			return;
+		if (!conn) {
+			conn = track(&key, false);
+			if (!conn) {
+				count(HTTP_COUNTER_NOT_INET);
+				return;
+			}
+		}
+		conn->protocol = protocol;
+		conn->stream_side = side;
+		conn->tls = tls;
+		emit_stream(conn, &key, args, ret, inbound,
+			    inbound ? bpf_ktime_get_ns() : args->ts_ns);
+		return;
+	}
 	if (!conn) {
 		if (!request && !response)
 			return;
@@ -414,6 +631,9 @@ static __always_inline void on_data(__u64 pid_tgid, const struct syscall_args *a
 			return;
 		}
 	}
+	if (conn->tls != tls)
+		return; /* ciphertext of a connection whose plaintext the uprobes see */
+	conn->protocol = L7_HTTP1;
 	now = bpf_ktime_get_ns();
 
 	if (response) {
@@ -458,6 +678,7 @@ static __always_inline int stash(struct trace_event_raw_sys_enter *ctx, __u32 ki
 		return 0;
 	args->fd = (__s32)ctx->args[0];
 	args->buf = ctx->args[1];
+	args->count = ctx->args[2];
 	args->kind = kind;
 	args->ts_ns = bpf_ktime_get_ns(); /* non-zero: a stash is waiting */
 	return 0;
@@ -481,6 +702,7 @@ static __always_inline bool args_from_regs(struct syscall_args *args, __u32 kind
 		return false;
 	args->fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
 	args->buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	args->count = PT_REGS_PARM3_CORE_SYSCALL(regs);
 	args->kind = kind;
 	args->ts_ns = 0;
 	return true;
@@ -497,7 +719,7 @@ static __always_inline int read_exit(struct trace_event_raw_sys_exit *ctx, __u32
 
 	if (ctx->ret <= 0 || !traced(pid_tgid >> 32) || !args_from_regs(&args, kind))
 		return 0;
-	on_data(pid_tgid, &args, ctx->ret, true);
+	on_data(pid_tgid, &args, ctx->ret, true, 0);
 	return 0;
 }
 
@@ -523,7 +745,7 @@ static __always_inline int write_exit(struct trace_event_raw_sys_exit *ctx, __u3
 	} else {
 		args.ts_ns = bpf_ktime_get_ns();
 	}
-	on_data(pid_tgid, &args, ctx->ret, false);
+	on_data(pid_tgid, &args, ctx->ret, false, 0);
 	return 0;
 }
 
@@ -614,17 +836,58 @@ static long forget_conn(struct bpf_map *map, struct conn_key *key, struct http_c
 	return 0;
 }
 
-/* The kernel closes an exiting process's files without close(2): free its state here. */
+/* PID filter bits, set and cleared atomically (user space changes other bits meanwhile). */
+static __always_inline void set_traced(__u32 pid, bool on)
+{
+	__u64 word = pid >> 6;
+
+	asm volatile("" : "+r"(word));
+	if (word >= HTTP_PID_WORDS)
+		return;
+	if (on)
+		__sync_fetch_and_or(&http_pid_bits[word], 1ULL << (pid & 63));
+	else
+		__sync_fetch_and_and(&http_pid_bits[word], ~(1ULL << (pid & 63)));
+}
+
+/*
+ * The kernel closes an exiting process's files without close(2): free its
+ * state here, when its last thread exits (any of them: not always the
+ * leader). A thread of a traced process exiting also clears its own bit
+ * (set by the fork rule below, which cannot tell threads from processes).
+ */
 SEC("tracepoint/sched/sched_process_exit")
 int coral_http_process_exit(void *ctx)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 pid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
 
+	if (tid != pid && traced(tid))
+		set_traced(tid, false);
+	/* Whichever thread exits last frees the process's state. */
 	if (!traced(pid) || BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	bpf_for_each_map_elem(&http_conns, forget_conn, &pid, 0);
-	if ((pid >> 6) < HTTP_PID_WORDS)
-		__sync_fetch_and_and(&http_pid_bits[pid >> 6], ~(1ULL << (pid & 63)));
+	set_traced(pid, false);
+	return 0;
+}
+
+/*
+ * Children of a traced process are traced too: servers that fork a process
+ * per connection (PostgreSQL, Apache prefork) serve from the child. User
+ * space names a child after its traced ancestor.
+ */
+SEC("tracepoint/sched/sched_process_fork")
+int coral_http_process_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+	__u32 parent = bpf_get_current_pid_tgid() >> 32;
+	__u32 child = ctx->child_pid;
+
+	if (!traced(parent) || traced(child))
+		return 0;
+	set_traced(child, true);
+	count(HTTP_COUNTER_FORKS_FOLLOWED);
 	return 0;
 }

@@ -60,6 +60,57 @@ struct http_event {
 	__u8 response[HTTP_RESPONSE_BYTES]; /* first bytes of the response */
 };                            /* 632 bytes */
 
+/*
+ * Protocols of a connection, decided by the kernel from the first bytes it
+ * sees (see classify_stream in http.bpf.c). HTTP/1 is paired in the kernel
+ * (struct http_event); the stream protocols go to user space chunk by chunk
+ * (struct stream_event), where src/capture/stream_protocols.ts parses them.
+ */
+enum l7_protocol {
+	L7_UNKNOWN = 0,  /* no data seen yet */
+	L7_HTTP1 = 1,
+	L7_HTTP2 = 2,    /* h2c, gRPC */
+	L7_POSTGRES = 3,
+	L7_MYSQL = 4,
+	L7_REDIS = 5,
+};
+
+/* Bytes of one chunk copied into a stream_event (what a call moved beyond is cut). */
+#define STREAM_DATA_BYTES 4096
+/* iovecs of a readv/writev/sendmsg/recvmsg copied for a stream chunk. */
+#define STREAM_IOVECS 8
+
+enum stream_event_kind {
+	STREAM_DATA = 1,  /* bytes one call moved */
+	STREAM_CLOSE = 2, /* the connection was closed: no data */
+};
+
+/* Who sent a chunk's bytes: the client of the connection or its server. */
+enum stream_sender {
+	STREAM_SENDER_CLIENT = 1,
+	STREAM_SENDER_SERVER = 2,
+};
+
+/*
+ * A chunk of a stream-protocol connection: ring buffer "stream_events".
+ * Variable size: the header, then `len` bytes of data.
+ */
+struct stream_event {
+	__u64 conn_id;     /* unique per tracked connection (fds are reused) */
+	__u64 time_ns;     /* bpf_ktime_get_ns(): write entry, or read return */
+	__u32 pid;         /* tgid */
+	__s32 fd;
+	__u32 size;        /* bytes the call moved (len is at most STREAM_DATA_BYTES) */
+	__u16 len;         /* bytes of data that follow */
+	__u8 kind;         /* enum stream_event_kind */
+	__u8 protocol;     /* enum l7_protocol */
+	__u8 side;         /* enum http_side: the traced process's side */
+	__u8 sender;       /* enum stream_sender */
+	__u8 tls;          /* 1: plaintext from an SSL_read/SSL_write uprobe */
+	__u8 pad[5];
+	struct http_endpoints endpoints;
+};                         /* 80 bytes, then the data */
+
 /* Read-only settings, set from user space before load (.rodata). */
 struct http_config {
 	__u32 max_conns; /* max_entries of "http_conns": beyond it counts conn_map_full */
@@ -77,7 +128,11 @@ enum http_counter {
 	HTTP_COUNTER_UNPAIRED_RESPONSE = 6, /* response with no request seen (e.g. connection older than the capture) */
 	HTTP_COUNTER_UNPARSABLE = 7,        /* started like a response ("HTTP/1.") but no 3-digit status */
 	HTTP_COUNTER_NOT_INET = 8,          /* HTTP-looking bytes on a file, pipe or non-TCP socket */
-	HTTP_COUNTER_MAX = 9,
+	HTTP_COUNTER_STREAM_EVENTS = 9,     /* stream chunks written to "stream_events" */
+	HTTP_COUNTER_STREAM_DROPPED = 10,   /* stream_events full: chunk dropped */
+	HTTP_COUNTER_STREAM_TRUNCATED = 11, /* chunks that moved more than was copied */
+	HTTP_COUNTER_FORKS_FOLLOWED = 12,   /* children of traced processes traced too */
+	HTTP_COUNTER_MAX = 13,
 };
 
 #endif /* CORAL_HTTP_H */

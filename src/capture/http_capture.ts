@@ -31,6 +31,7 @@ import {
   emptyBatch,
   type RecordBatch,
   type RecordSink,
+  type SpanRecord,
 } from "../model/records.ts";
 import type { Logger } from "../log.ts";
 import { measureClockOffset } from "./clock.ts";
@@ -45,6 +46,12 @@ import {
 import { HttpRecordReader } from "./http_record_reader.ts";
 import { PidBitmap } from "./pid_bitmap.ts";
 import { HttpWindows } from "./http_windows.ts";
+import { GrpcWindows } from "./grpc_windows.ts";
+import { ServiceOfProcess } from "./process_tree.ts";
+import { SqlTextCache } from "./sql_text_cache.ts";
+import { SqlWindows } from "./sql_windows.ts";
+import { StreamConnections } from "./stream_connections.ts";
+import { decodeStreamEvent } from "./stream_event_layout.ts";
 
 /** The logger methods the capture uses. */
 export type CaptureLog = Pick<Logger, "debug" | "info" | "warn" | "error">;
@@ -75,6 +82,10 @@ export interface HttpCaptureStats {
   /** The kernel's counters (see ffi/bpf/http.h). */
   kernel: Record<HttpCounterName, number>;
   ring: RingBufferStats;
+  /** The ring of stream-protocol chunks (HTTP/2, PostgreSQL, MySQL, Redis). */
+  streamRing: RingBufferStats;
+  /** Stream connections with a parser now. */
+  streamConnections: number;
   /** Records the kernel paired that became exchanges. */
   exchanges: number;
   /** Records dropped in user space, by reason. */
@@ -85,6 +96,12 @@ export interface HttpCaptureStats {
 }
 
 const PAGE_SIZE = 4096;
+const NO_RING_STATS: RingBufferStats = {
+  records: 0,
+  handlerErrors: 0,
+  batches: 0,
+  waitErrors: 0,
+};
 /** Records per ring-buffer turn: a few µs each, so a turn holds the event loop a few ms. */
 const BATCH_LIMIT = 1024;
 /**
@@ -108,6 +125,10 @@ export class HttpCapture {
   readonly #counters: Counters;
   readonly #log: CaptureLog;
   readonly #windows: HttpWindows;
+  readonly #grpcWindows: GrpcWindows;
+  readonly #sqlWindows: SqlWindows;
+  readonly #streams: StreamConnections;
+  readonly #services: ServiceOfProcess;
   readonly #pids = new Map<number, string>();
   readonly #records = new HttpRecordReader();
   /** PIDs removed during this window: their last records still get a name. */
@@ -117,6 +138,7 @@ export class HttpCapture {
   #pidBits: PidBitmap | undefined;
   #counterMap: BpfMap | undefined;
   #reader: RingBufferReader | undefined;
+  #streamReader: RingBufferReader | undefined;
   #discovery: Discovery | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #clock = { offsetUs: 0, uncertaintyUs: 0 };
@@ -130,9 +152,27 @@ export class HttpCapture {
     this.#options = options;
     this.#counters = options.counters;
     this.#log = options.log;
-    this.#windows = new HttpWindows({
+    const shared = { beyla: options.beyla, counters: options.counters };
+    this.#windows = new HttpWindows(shared);
+    this.#grpcWindows = new GrpcWindows(shared);
+    this.#sqlWindows = new SqlWindows(shared);
+    this.#services = new ServiceOfProcess({
+      known: (pid) => this.#pids.get(pid) ?? this.#retired.get(pid),
+    });
+    this.#streams = new StreamConnections({
       beyla: options.beyla,
       counters: options.counters,
+      serviceOf: (pid) => this.#services.get(pid),
+      sinks: {
+        http: this.#windows,
+        grpc: this.#grpcWindows,
+        sql: this.#sqlWindows,
+        counters: options.counters,
+        sqlText: new SqlTextCache({
+          obfuscate: options.beyla.protocols.sql.obfuscate_queries,
+        }),
+        clockOffsetUs: () => this.#clock.offsetUs,
+      },
     });
   }
 
@@ -171,6 +211,7 @@ export class HttpCapture {
     await step("configure", () => {
       object.setMapMaxEntries(HTTP.maps.conns, limits.max_traced_connections);
       object.setMapMaxEntries(HTTP.maps.events, ringBytes);
+      object.setMapMaxEntries(HTTP.maps.streamEvents, ringBytes);
       object.editRodata((data) =>
         writeHttpConfig(data, { maxConns: limits.max_traced_connections })
       );
@@ -198,6 +239,23 @@ export class HttpCapture {
         },
       ));
     this.#reader.start();
+    this.#streamReader = await step(
+      "stream ring buffer",
+      () =>
+        RingBufferReader.open(
+          object.mapFd(HTTP.maps.streamEvents),
+          (view) => this.#onStreamRecord(view),
+          {
+            batchLimit: BATCH_LIMIT,
+            coalesceMs: COALESCE_MS,
+            onHandlerError: (error) =>
+              this.#log.error("ebpf: stream record handler failed", {
+                error: String(error),
+              }),
+          },
+        ),
+    );
+    this.#streamReader.start();
 
     const windowMs = this.#options.windowMs ?? 10_000;
     const spanFlushMs = this.#options.spanFlushMs ?? 1000;
@@ -266,8 +324,9 @@ export class HttpCapture {
     return {
       pids: Object.fromEntries(this.#pids),
       kernel: this.#readKernelCounters(),
-      ring: this.#reader?.stats ??
-        { records: 0, handlerErrors: 0, batches: 0, waitErrors: 0 },
+      ring: this.#reader?.stats ?? NO_RING_STATS,
+      streamRing: this.#streamReader?.stats ?? NO_RING_STATS,
+      streamConnections: this.#streams.size,
       exchanges: this.#exchanges,
       rejected: { ...this.#rejected },
       discovery: this.#discovery?.stats ?? null,
@@ -302,12 +361,14 @@ export class HttpCapture {
   async #shutdown(): Promise<void> {
     await this.#discovery?.stop();
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
-    const reader = this.#reader;
-    if (reader !== undefined) {
-      await reader.stop(); // drains what the kernel already wrote
-      this.#closeWindow();
-    }
+    const readers = [this.#reader, this.#streamReader].filter((r) =>
+      r !== undefined
+    );
+    // Each drains what the kernel already wrote.
+    for (const reader of readers) await reader.stop();
+    if (readers.length > 0) this.#closeWindow();
     this.#reader = undefined;
+    this.#streamReader = undefined;
     this.#pidBits = undefined; // a view of the object's memory: gone with close()
     this.#counterMap = undefined;
     const object = this.#object;
@@ -328,10 +389,15 @@ export class HttpCapture {
   }
 
   #drain(): void {
-    const reader = this.#reader;
-    if (reader === undefined) return;
-    for (let turn = 0; turn < 1024 && reader.consume() >= BATCH_LIMIT; turn++) {
-      // keep going while turns come back full
+    for (const reader of [this.#reader, this.#streamReader]) {
+      if (reader === undefined) continue;
+      for (
+        let turn = 0;
+        turn < 1024 && reader.consume() >= BATCH_LIMIT;
+        turn++
+      ) {
+        // keep going while turns come back full
+      }
     }
   }
 
@@ -343,7 +409,7 @@ export class HttpCapture {
   #onRecord(view: DataView): void {
     const record = this.#records.read(view); // parsed right here: the view is reused
     if (typeof record === "string") return this.#reject(record);
-    const service = this.#pids.get(record.pid) ?? this.#retired.get(record.pid);
+    const service = this.#services.get(record.pid);
     if (service === undefined) return this.#reject("unknown_pid");
     this.#exchanges++;
     this.#windows.add({
@@ -364,31 +430,55 @@ export class HttpCapture {
     if (this.#windows.pendingSpans >= SPAN_BATCH) this.#flushSpans();
   }
 
+  #onStreamRecord(view: DataView): void {
+    const event = decodeStreamEvent(view);
+    if (typeof event === "string") {
+      this.#counters.add(`ebpf.stream.rejected.${event}`);
+      return;
+    }
+    this.#streams.onEvent(event);
+    if (
+      this.#grpcWindows.pendingSpans + this.#sqlWindows.pendingSpans +
+          this.#windows.pendingSpans >= SPAN_BATCH
+    ) {
+      this.#flushSpans();
+    }
+  }
+
   #closeWindow(): void {
     this.#syncKernelCounters();
+    this.#streams.syncStats();
     const batch = emptyBatch();
     batch.http = this.#windows.closeWindow();
-    batch.spans = this.#windows.takeSpans();
+    batch.grpc = this.#grpcWindows.closeWindow();
+    batch.sql = this.#sqlWindows.closeWindow();
+    batch.spans = this.#takeSpans();
     this.#retired = new Map();
+    this.#services.clear();
     // Re-measure: NTP may have stepped the wall clock.
     this.#clock = measureClockOffset();
     this.#write(batch);
   }
 
   #flushSpans(): void {
-    if (this.#windows.pendingSpans === 0) return;
-    this.#write({ ...emptyBatch(), spans: this.#windows.takeSpans() });
+    const spans = this.#takeSpans();
+    if (spans.length > 0) this.#write({ ...emptyBatch(), spans });
+  }
+
+  #takeSpans(): SpanRecord[] {
+    const spans = this.#windows.takeSpans();
+    for (const more of [this.#grpcWindows, this.#sqlWindows]) {
+      if (more.pendingSpans > 0) spans.push(...more.takeSpans());
+    }
+    return spans;
   }
 
   #write(batch: RecordBatch): void {
-    const size = batch.http.length + batch.spans.length;
-    if (size === 0) return;
+    const metrics = batch.http.length + batch.grpc.length + batch.sql.length;
+    if (metrics + batch.spans.length === 0) return;
     const max = this.#options.maxPendingBatches ?? 16;
     if (this.#pendingBatches >= max) {
-      this.#counters.add(
-        "ebpf.http.dropped.sink_busy.metrics",
-        batch.http.length,
-      );
+      this.#counters.add("ebpf.http.dropped.sink_busy.metrics", metrics);
       this.#counters.add(
         "ebpf.http.dropped.sink_busy.spans",
         batch.spans.length,
@@ -403,7 +493,7 @@ export class HttpCapture {
         this.#counters.add("ebpf.http.sink_errors");
         this.#log.error("ebpf: writing http records failed", {
           error: String(error),
-          metrics: batch.http.length,
+          metrics,
           spans: batch.spans.length,
         });
       } finally {

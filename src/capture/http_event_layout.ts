@@ -222,14 +222,22 @@ export const HTTP_COUNTER = {
   unpaired_response: 6,
   unparsable: 7,
   not_inet: 8,
+  stream_events: 9,
+  stream_dropped: 10,
+  stream_truncated: 11,
+  forks_followed: 12,
 } as const;
 export type HttpCounterName = keyof typeof HTTP_COUNTER;
 /** HTTP_COUNTER_MAX: entries of the counters map. */
-export const HTTP_COUNTER_MAX = 9;
+export const HTTP_COUNTER_MAX = 13;
 
-/** The PID filter bitmap: `__u64 http_pid_bits[HTTP_PID_WORDS]` in .bss (http.h). */
+/**
+ * The PID filter bitmap: `__u64 http_pid_bits[HTTP_PID_WORDS]` (http.h),
+ * alone in its own section, so it starts at the section's first byte (the
+ * object file's BTF gives every variable offset 0; libbpf places them).
+ */
 export const HTTP_PID_BITS = {
-  section: ".bss",
+  section: ".bss.pid_bits",
   variable: "http_pid_bits",
   offset: 0,
   size: (4194304 / 64) * 8,
@@ -243,6 +251,7 @@ export const HTTP = {
     conns: "http_conns",
     args: "http_args",
     events: "http_events",
+    streamEvents: "stream_events",
     counters: "http_counters",
   },
 } as const;

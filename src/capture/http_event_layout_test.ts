@@ -13,6 +13,12 @@ import {
   HttpEventError,
   writeHttpConfig,
 } from "./http_event_layout.ts";
+import {
+  L7_PROTOCOL,
+  STREAM_EVENT,
+  STREAM_EVENT_KIND,
+  STREAM_SENDER,
+} from "./stream_event_layout.ts";
 
 /** A record as the kernel writes it: a server pair 127.0.0.1:8080 ← 127.0.0.1:40000. */
 function knownRecord(): Uint8Array<ArrayBuffer> {
@@ -208,14 +214,11 @@ Deno.test({
       ...layout("http_config"),
     }, HTTP_CONFIG);
 
-    const bss = named("DATASEC", ".bss");
-    const bits = bss.vars?.find((v) =>
-      byId.get(v.type_id)?.name === HTTP_PID_BITS.variable
-    );
-    assert.ok(bits, "http_pid_bits not in .bss");
+    // The bitmap alone in its section: user space maps it from offset 0.
+    const bss = named("DATASEC", HTTP_PID_BITS.section);
     assert.deepEqual(
-      { offset: bits.offset, size: bits.size },
-      { offset: HTTP_PID_BITS.offset, size: HTTP_PID_BITS.size },
+      bss.vars?.map((v) => ({ name: byId.get(v.type_id)?.name, size: v.size })),
+      [{ name: HTTP_PID_BITS.variable, size: HTTP_PID_BITS.size }],
     );
 
     const counters = Object.fromEntries(
@@ -226,6 +229,24 @@ Deno.test({
     assert.deepEqual(enumValues("http_counter"), {
       ...counters,
       HTTP_COUNTER_MAX: HTTP_COUNTER_MAX,
+    });
+    assert.deepEqual(layout("stream_event"), STREAM_EVENT);
+    assert.deepEqual(
+      enumValues("l7_protocol"),
+      Object.fromEntries(
+        Object.entries(L7_PROTOCOL).map(([name, id]) => [
+          `L7_${name.toUpperCase()}`,
+          id,
+        ]),
+      ),
+    );
+    assert.deepEqual(enumValues("stream_event_kind"), {
+      STREAM_DATA: STREAM_EVENT_KIND.data,
+      STREAM_CLOSE: STREAM_EVENT_KIND.close,
+    });
+    assert.deepEqual(enumValues("stream_sender"), {
+      STREAM_SENDER_CLIENT: STREAM_SENDER.client,
+      STREAM_SENDER_SERVER: STREAM_SENDER.server,
     });
     assert.deepEqual(enumValues("http_side"), {
       HTTP_SIDE_SERVER: HTTP_SIDE.server,

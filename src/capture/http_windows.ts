@@ -21,8 +21,8 @@ import type {
 } from "../model/records.ts";
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
 import { normaliseRoute } from "../aggregate/routes.ts";
-import { keepTrace } from "../aggregate/sampling.ts";
 import { HTTP_METHODS, type Traceparent } from "../decode/http1.ts";
+import { SpanMaker } from "./span_maker.ts";
 
 /** One HTTP request and its response, as the capture saw them. */
 export interface HttpExchange {
@@ -76,12 +76,7 @@ const REQUESTS_COUNTER = {
   server: "ebpf.http.requests.server",
   client: "ebpf.http.requests.client",
 } as const;
-const MAX_RESOURCES = 1024;
 const NS_PER_MS = 1e6;
-const HEX: string[] = Array.from(
-  { length: 256 },
-  (_, i) => i.toString(16).padStart(2, "0"),
-);
 
 /** OTel: a server span is an error from 500, a client span from 400. */
 export function isHttpError(side: CallSide, statusCode: number): boolean {
@@ -92,27 +87,24 @@ export class HttpWindows {
   readonly #beyla: BeylaConfig;
   readonly #counters: Counters;
   readonly #maxSeries: number;
-  readonly #maxPendingSpans: number;
-  readonly #extra: [string, string][];
-  readonly #random: (into: Uint8Array) => void;
+  readonly #spans: SpanMaker;
   readonly #routes = new Map<string, string>();
-  readonly #resources = new Map<string, Attributes>();
   /** Open window: service → route → method/status/side (→ peer for clients). */
   #series = new Map<string, Map<string, Map<string | number, Series>>>();
   #seriesCount = 0;
-  #spans: SpanRecord[] = [];
   #windowStartMs: number;
-  #ids = new Uint8Array(4096);
-  #idOffset = 4096;
 
   constructor(options: HttpWindowsOptions) {
     this.#beyla = options.beyla;
     this.#counters = options.counters;
     this.#maxSeries = options.maxSeries ?? 10_000;
-    this.#maxPendingSpans = options.maxPendingSpans ?? 50_000;
-    this.#extra = Object.entries(options.beyla.attributes);
-    this.#random = options.randomBytes ??
-      ((into) => crypto.getRandomValues(into));
+    this.#spans = new SpanMaker({
+      beyla: options.beyla,
+      counters: options.counters,
+      kind: "http",
+      maxPendingSpans: options.maxPendingSpans,
+      randomBytes: options.randomBytes,
+    });
     this.#windowStartMs = options.startMs ?? Date.now();
   }
 
@@ -123,7 +115,7 @@ export class HttpWindows {
 
   /** Spans waiting for takeSpans(). */
   get pendingSpans(): number {
-    return this.#spans.length;
+    return this.#spans.pending;
   }
 
   /** Counts one exchange in the open window and makes its span (unless sampled out). */
@@ -136,9 +128,7 @@ export class HttpWindows {
 
   /** The spans made since the last call. */
   takeSpans(): SpanRecord[] {
-    const spans = this.#spans;
-    this.#spans = [];
-    return spans;
+    return this.#spans.take();
   }
 
   /**
@@ -212,7 +202,7 @@ export class HttpWindows {
         attributes["server.address"] = x.remoteAddress;
         attributes["server.port"] = x.remotePort;
       }
-      this.#addExtra(attributes);
+      this.#spans.addExtra(attributes);
       series = {
         serviceName: x.serviceName,
         side: x.side,
@@ -230,21 +220,8 @@ export class HttpWindows {
 
   #addSpan(x: HttpExchange, route: string): void {
     const error = isHttpError(x.side, x.statusCode);
-    const rate = this.#beyla.sampling.rate;
-    // A new trace's id is random, so a random draw decides as its hash would.
-    const kept = error ||
-      (x.traceparent === undefined
-        ? rate >= 1 || this.#random01() < rate
-        : keepTrace(x.traceparent.traceId, rate));
-    if (!kept) {
-      this.#counters.add("ebpf.http.spans.sampled_out");
-      return;
-    }
-    const traceId = x.traceparent?.traceId ?? this.#hex(16);
-    if (this.#spans.length >= this.#maxPendingSpans) {
-      this.#counters.add("ebpf.http.spans.dropped.queue_full");
-      return;
-    }
+    const spans = this.#spans;
+    if (!spans.admit(error, x.traceparent)) return;
     // One literal per side: objects of one shape are cheaper to build and store.
     const attributes: Attributes = x.side === "server"
       ? {
@@ -265,10 +242,10 @@ export class HttpWindows {
         "server.port": x.remotePort,
       };
     if (route !== "") attributes["http.route"] = route;
-    this.#addExtra(attributes);
-    this.#spans.push({
-      traceId,
-      spanId: this.#hex(8),
+    spans.addExtra(attributes);
+    spans.push({
+      traceId: spans.traceId(x.traceparent),
+      spanId: spans.spanId(),
       parentSpanId: x.traceparent?.parentSpanId ?? "",
       serviceName: x.serviceName,
       name: route === "" ? x.method : `${x.method} ${route}`,
@@ -278,28 +255,10 @@ export class HttpWindows {
       statusCode: error ? 2 : 0,
       statusMessage: "",
       attributes,
-      resourceAttributes: this.#resource(x.serviceName, x.pid),
+      resourceAttributes: spans.resource(x.serviceName, x.pid),
       processPid: x.pid,
       source: "ebpf",
     });
-  }
-
-  /** Resource attributes, one shared object per process and service name. */
-  #resource(serviceName: string, pid: number): Attributes {
-    const key = `${pid}\0${serviceName}`;
-    let resource = this.#resources.get(key);
-    if (resource === undefined) {
-      if (this.#resources.size >= MAX_RESOURCES) this.#resources.clear();
-      resource = { "service.name": serviceName, "process.pid": pid };
-      this.#resources.set(key, resource);
-    }
-    return resource;
-  }
-
-  #addExtra(attributes: Attributes): void {
-    for (const [key, value] of this.#extra) {
-      if (!Object.hasOwn(attributes, key)) attributes[key] = value;
-    }
   }
 
   #route(path: string): string {
@@ -310,36 +269,5 @@ export class HttpWindows {
       this.#routes.set(path, route);
     }
     return route;
-  }
-
-  /** A uniform number in [0, 1) from the same random bytes as the ids. */
-  #random01(): number {
-    if (this.#idOffset + 4 > this.#ids.length) {
-      this.#random(this.#ids);
-      this.#idOffset = 0;
-    }
-    const o = this.#idOffset;
-    this.#idOffset += 4;
-    const ids = this.#ids;
-    return ((ids[o]! << 24 | ids[o + 1]! << 16 | ids[o + 2]! << 8 |
-      ids[o + 3]!) >>> 0) / 2 ** 32;
-  }
-
-  /** `n` random bytes as lowercase hex, never all zero. */
-  #hex(n: number): string {
-    for (;;) {
-      if (this.#idOffset + n > this.#ids.length) {
-        this.#random(this.#ids);
-        this.#idOffset = 0;
-      }
-      let out = "";
-      let zero = true;
-      for (let i = 0; i < n; i++) {
-        const b = this.#ids[this.#idOffset++]!;
-        if (b !== 0) zero = false;
-        out += HEX[b]!;
-      }
-      if (!zero) return out;
-    }
   }
 }

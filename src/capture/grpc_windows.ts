@@ -1,0 +1,288 @@
+/**
+ * Turns gRPC calls the capture decoded (one HTTP/2 stream each) into what
+ * the store keeps: per window, one `GrpcMetricRecord` per (service, side,
+ * method, status [, peer for clients]) with a fine log-linear latency
+ * histogram; and one `SpanRecord` per call, sampled by trace id like HTTP
+ * spans (errors always kept), joining the caller's trace when the request
+ * carried a `traceparent`.
+ *
+ * A call that ended without a `grpc-status` (stream reset, connection cut;
+ * `statusCode` -1) is stored as UNKNOWN (2): the store and `query grpc`
+ * count 2 as an error on both sides, as such a call is.
+ *
+ * Spans follow the OpenTelemetry RPC conventions: named by the full method
+ * ("package.Service/Method", "grpc" when unknown), with `rpc.system`,
+ * `rpc.service`, `rpc.method` and `rpc.grpc.status_code`.
+ *
+ * @module
+ */
+import type { BeylaConfig } from "../config/schema.ts";
+import type { Counters } from "../model/counters.ts";
+import type {
+  Attributes,
+  CallSide,
+  GrpcMetricRecord,
+  SpanRecord,
+} from "../model/records.ts";
+import { LogLinearHistogram } from "../aggregate/log_linear.ts";
+import type { Traceparent } from "../decode/http1.ts";
+import { SpanMaker } from "./span_maker.ts";
+
+/** One gRPC call, as the capture saw it. */
+export interface GrpcCall {
+  serviceName: string;
+  pid: number;
+  side: CallSide;
+  /** "package.Service/Method" (the :path without its leading "/"); "" when unknown. */
+  method: string;
+  /** gRPC status (0 OK); -1 when no grpc-status was seen (stream reset, cut). */
+  statusCode: number;
+  /** Start as Unix microseconds. */
+  startTimeUs: number;
+  durationNs: number;
+  remoteAddress: string;
+  remotePort: number;
+  localPort: number;
+  requestBytes: number;
+  responseBytes: number;
+  traceparent?: Traceparent;
+}
+
+/** Options of {@linkcode GrpcWindows}. */
+export interface GrpcWindowsOptions {
+  /** Uses attributes and sampling.rate. */
+  beyla: BeylaConfig;
+  counters: Counters;
+  /** Start of the first window (Unix ms); default now. */
+  startMs?: number;
+  /** Series per window before new ones are dropped (counted). Default 10000. */
+  maxSeries?: number;
+  /** Spans held until takeSpans() before new ones are dropped (counted). Default 50000. */
+  maxPendingSpans?: number;
+  /** Random bytes for trace and span ids; default crypto.getRandomValues. */
+  randomBytes?: (into: Uint8Array) => void;
+}
+
+interface Series {
+  serviceName: string;
+  side: CallSide;
+  method: string;
+  statusCode: number;
+  attributes: Attributes;
+  histogram: LogLinearHistogram;
+}
+
+/** The parts of a full method for `rpc.service` and `rpc.method`. */
+interface MethodParts {
+  service: string;
+  method: string;
+}
+
+/** gRPC status UNKNOWN, stored for calls that ended without a status. */
+export const GRPC_UNKNOWN = 2;
+/** OTel: the codes that make a server span an error. */
+const SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
+const CALLS_COUNTER = {
+  server: "ebpf.grpc.calls.server",
+  client: "ebpf.grpc.calls.client",
+} as const;
+const MAX_METHOD_CACHE = 10_000;
+const NS_PER_MS = 1e6;
+const NO_STATUS_MESSAGE = "no grpc-status (stream reset or connection cut)";
+
+/**
+ * OTel: a server span is an error for UNKNOWN, DEADLINE_EXCEEDED,
+ * UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS; a client span for any
+ * code but OK. A call without a status (-1) is an error on both sides.
+ */
+export function isGrpcError(side: CallSide, statusCode: number): boolean {
+  if (statusCode < 0) return true;
+  return side === "client" ? statusCode !== 0 : SERVER_ERRORS.has(statusCode);
+}
+
+export class GrpcWindows {
+  readonly #counters: Counters;
+  readonly #maxSeries: number;
+  readonly #spans: SpanMaker;
+  readonly #methods = new Map<string, MethodParts>();
+  /** Open window: service → method → status (servers) or status and peer (clients). */
+  #series = new Map<string, Map<string, Map<string | number, Series>>>();
+  #seriesCount = 0;
+  #windowStartMs: number;
+
+  constructor(options: GrpcWindowsOptions) {
+    this.#counters = options.counters;
+    this.#maxSeries = options.maxSeries ?? 10_000;
+    this.#spans = new SpanMaker({
+      beyla: options.beyla,
+      counters: options.counters,
+      kind: "grpc",
+      maxPendingSpans: options.maxPendingSpans,
+      randomBytes: options.randomBytes,
+    });
+    this.#windowStartMs = options.startMs ?? Date.now();
+  }
+
+  /** Series in the open window. */
+  get seriesCount(): number {
+    return this.#seriesCount;
+  }
+
+  /** Spans waiting for takeSpans(). */
+  get pendingSpans(): number {
+    return this.#spans.pending;
+  }
+
+  /** Counts one call in the open window and makes its span (unless sampled out). */
+  add(call: GrpcCall): void {
+    this.#counters.add(CALLS_COUNTER[call.side]);
+    const status = call.statusCode < 0 ? GRPC_UNKNOWN : call.statusCode;
+    this.#addToSeries(call, status);
+    this.#addSpan(call, status);
+  }
+
+  /** The spans made since the last call. */
+  takeSpans(): SpanRecord[] {
+    return this.#spans.take();
+  }
+
+  /**
+   * Ends the open window at `endMs` (default now): one record per series,
+   * latencies in ms. The next window starts at `endMs`.
+   */
+  closeWindow(endMs = Date.now()): GrpcMetricRecord[] {
+    const windowStartMs = this.#windowStartMs;
+    const timestampMs = Math.max(endMs, windowStartMs);
+    this.#windowStartMs = timestampMs;
+    const records: GrpcMetricRecord[] = [];
+    for (const methods of this.#series.values()) {
+      for (const series of methods.values()) {
+        for (const s of series.values()) {
+          const { bounds, counts } = s.histogram.toExplicit(1 / NS_PER_MS);
+          const min = s.histogram.min;
+          const max = s.histogram.max;
+          records.push({
+            timestampMs,
+            windowStartMs,
+            serviceName: s.serviceName,
+            side: s.side,
+            histogram: {
+              boundsMs: bounds,
+              counts,
+              count: s.histogram.count,
+              sumMs: s.histogram.sum / NS_PER_MS,
+              minMs: min === null ? null : min / NS_PER_MS,
+              maxMs: max === null ? null : max / NS_PER_MS,
+            },
+            attributes: s.attributes,
+            source: "ebpf",
+            method: s.method,
+            statusCode: s.statusCode,
+          });
+        }
+      }
+    }
+    this.#series = new Map();
+    this.#seriesCount = 0;
+    return records;
+  }
+
+  #addToSeries(c: GrpcCall, status: number): void {
+    const client = c.side === "client";
+    let methods = this.#series.get(c.serviceName);
+    if (methods === undefined) {
+      methods = new Map();
+      this.#series.set(c.serviceName, methods);
+    }
+    let byCall = methods.get(c.method);
+    if (byCall === undefined) {
+      byCall = new Map();
+      methods.set(c.method, byCall);
+    }
+    // Servers by the status number; clients (a string) also by their peer.
+    const key = client
+      ? `${status} ${c.remoteAddress} ${c.remotePort}`
+      : status;
+    let series = byCall.get(key);
+    if (series === undefined) {
+      if (this.#seriesCount >= this.#maxSeries) {
+        this.#counters.add("ebpf.grpc.series_dropped.too_many_series");
+        return;
+      }
+      const attributes: Attributes = {};
+      if (client) {
+        attributes["server.address"] = c.remoteAddress;
+        attributes["server.port"] = c.remotePort;
+      }
+      this.#spans.addExtra(attributes);
+      series = {
+        serviceName: c.serviceName,
+        side: c.side,
+        method: c.method,
+        statusCode: status,
+        attributes,
+        histogram: new LogLinearHistogram(),
+      };
+      byCall.set(key, series);
+      this.#seriesCount++;
+    }
+    series.histogram.record(c.durationNs);
+  }
+
+  #addSpan(c: GrpcCall, status: number): void {
+    const error = isGrpcError(c.side, c.statusCode);
+    const spans = this.#spans;
+    if (!spans.admit(error, c.traceparent)) return;
+    // One literal per side: objects of one shape are cheaper to build and store.
+    const attributes: Attributes = c.side === "server"
+      ? {
+        "rpc.system": "grpc",
+        "rpc.grpc.status_code": status,
+        "server.port": c.localPort,
+        "client.address": c.remoteAddress,
+        "client.port": c.remotePort,
+      }
+      : {
+        "rpc.system": "grpc",
+        "rpc.grpc.status_code": status,
+        "server.address": c.remoteAddress,
+        "server.port": c.remotePort,
+      };
+    if (c.method !== "") {
+      const parts = this.#methodParts(c.method);
+      if (parts.service !== "") attributes["rpc.service"] = parts.service;
+      attributes["rpc.method"] = parts.method;
+    }
+    spans.addExtra(attributes);
+    spans.push({
+      traceId: spans.traceId(c.traceparent),
+      spanId: spans.spanId(),
+      parentSpanId: c.traceparent?.parentSpanId ?? "",
+      serviceName: c.serviceName,
+      name: c.method === "" ? "grpc" : c.method,
+      kind: c.side,
+      startTimeUs: c.startTimeUs,
+      durationUs: Math.floor(c.durationNs / 1000),
+      statusCode: error ? 2 : 0,
+      statusMessage: c.statusCode < 0 ? NO_STATUS_MESSAGE : "",
+      attributes,
+      resourceAttributes: spans.resource(c.serviceName, c.pid),
+      processPid: c.pid,
+      source: "ebpf",
+    });
+  }
+
+  /** "pkg.Service/Method" → service "pkg.Service", method "Method" (cached). */
+  #methodParts(full: string): MethodParts {
+    let parts = this.#methods.get(full);
+    if (parts === undefined) {
+      const slash = full.lastIndexOf("/");
+      parts = slash < 0
+        ? { service: "", method: full }
+        : { service: full.slice(0, slash), method: full.slice(slash + 1) };
+      if (this.#methods.size >= MAX_METHOD_CACHE) this.#methods.clear();
+      this.#methods.set(full, parts);
+    }
+    return parts;
+  }
+}

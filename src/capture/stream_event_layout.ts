@@ -1,0 +1,140 @@
+/**
+ * TypeScript view of `struct stream_event` and its enums in ffi/bpf/http.h:
+ * one chunk of a stream-protocol connection (HTTP/2, PostgreSQL, MySQL,
+ * Redis), header then data. stream_event_layout_test.ts checks the offsets
+ * against the BTF of the compiled object.
+ *
+ * @module
+ */
+import type { CallSide } from "../model/records.ts";
+import {
+  formatAddress,
+  HTTP_ENDPOINTS,
+  HTTP_SIDE,
+} from "./http_event_layout.ts";
+
+/** enum l7_protocol: what the kernel decided a connection speaks. */
+export const L7_PROTOCOL = {
+  unknown: 0,
+  http1: 1,
+  http2: 2,
+  postgres: 3,
+  mysql: 4,
+  redis: 5,
+} as const;
+export type L7ProtocolName = keyof typeof L7_PROTOCOL;
+
+/** enum stream_event_kind. */
+export const STREAM_EVENT_KIND = { data: 1, close: 2 } as const;
+/** enum stream_sender. */
+export const STREAM_SENDER = { client: 1, server: 2 } as const;
+/** STREAM_DATA_BYTES: the most data one stream_event carries. */
+export const STREAM_DATA_BYTES = 4096;
+
+/** Layout of struct stream_event (the header; `len` data bytes follow it). */
+export const STREAM_EVENT = {
+  size: 80,
+  fields: {
+    conn_id: { offset: 0, size: 8 },
+    time_ns: { offset: 8, size: 8 },
+    pid: { offset: 16, size: 4 },
+    fd: { offset: 20, size: 4 },
+    size: { offset: 24, size: 4 },
+    len: { offset: 28, size: 2 },
+    kind: { offset: 30, size: 1 },
+    protocol: { offset: 31, size: 1 },
+    side: { offset: 32, size: 1 },
+    sender: { offset: 33, size: 1 },
+    tls: { offset: 34, size: 1 },
+    pad: { offset: 35, size: 5 },
+    endpoints: { offset: 40, size: 40 },
+  },
+} as const;
+
+const PROTOCOL_NAMES = new Map<number, L7ProtocolName>(
+  Object.entries(L7_PROTOCOL).map(([name, id]) => [id, name as L7ProtocolName]),
+);
+
+/** One decoded stream_event. */
+export interface StreamEvent {
+  /** Unique per connection the kernel tracked (fds are reused). */
+  connId: number;
+  timeNs: bigint;
+  pid: number;
+  fd: number;
+  kind: "data" | "close";
+  protocol: L7ProtocolName;
+  /** The traced process's side of the connection. */
+  side: CallSide;
+  sender: "client" | "server";
+  /** Plaintext from the SSL uprobes. */
+  tls: boolean;
+  /** Bytes the call moved; `data` holds the first of them. */
+  size: number;
+  /** A copy of the captured bytes (parsers may keep them). */
+  data: Uint8Array;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+/** Why a record is not a stream event; the last part of its counter name. */
+export type StreamEventRejection =
+  | "short_record"
+  | "bad_kind"
+  | "bad_protocol"
+  | "bad_side";
+
+const F = STREAM_EVENT.fields;
+const EP = F.endpoints.offset;
+const EPF = HTTP_ENDPOINTS.fields;
+const TWO_32 = 2 ** 32;
+
+/** Decodes one "stream_events" record (little-endian). */
+export function decodeStreamEvent(
+  view: DataView,
+): StreamEvent | StreamEventRejection {
+  if (view.byteLength < STREAM_EVENT.size) return "short_record";
+  const kindCode = view.getUint8(F.kind.offset);
+  if (
+    kindCode !== STREAM_EVENT_KIND.data && kindCode !== STREAM_EVENT_KIND.close
+  ) {
+    return "bad_kind";
+  }
+  const protocol = PROTOCOL_NAMES.get(view.getUint8(F.protocol.offset));
+  if (protocol === undefined) return "bad_protocol";
+  const sideCode = view.getUint8(F.side.offset);
+  if (sideCode !== HTTP_SIDE.server && sideCode !== HTTP_SIDE.client) {
+    return "bad_side";
+  }
+  const len = Math.min(
+    view.getUint16(F.len.offset, true),
+    view.byteLength - STREAM_EVENT.size,
+  );
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return {
+    connId: view.getUint32(F.conn_id.offset + 4, true) * TWO_32 +
+      view.getUint32(F.conn_id.offset, true),
+    timeNs: view.getBigUint64(F.time_ns.offset, true),
+    pid: view.getUint32(F.pid.offset, true),
+    fd: view.getInt32(F.fd.offset, true),
+    kind: kindCode === STREAM_EVENT_KIND.data ? "data" : "close",
+    protocol,
+    side: sideCode === HTTP_SIDE.server ? "server" : "client",
+    sender: view.getUint8(F.sender.offset) === STREAM_SENDER.client
+      ? "client"
+      : "server",
+    tls: view.getUint8(F.tls.offset) !== 0,
+    size: view.getUint32(F.size.offset, true),
+    data: bytes.slice(STREAM_EVENT.size, STREAM_EVENT.size + len),
+    localPort: view.getUint16(EP + EPF.local_port.offset, true),
+    remoteAddress: formatAddress(
+      view.getUint16(EP + EPF.family.offset, true),
+      bytes.subarray(
+        EP + EPF.remote_addr.offset,
+        EP + EPF.remote_addr.offset + 16,
+      ),
+    ),
+    remotePort: view.getUint16(EP + EPF.remote_port.offset, true),
+  };
+}
