@@ -1,8 +1,10 @@
 import type {
+  GrpcMetricRecord,
   HttpMetricRecord,
   RecordBatch,
   RecordSink,
   SpanRecord,
+  SqlMetricRecord,
 } from "../../src/model/records.ts";
 
 /** A RecordSink that keeps every batch, for tests. */
@@ -20,6 +22,33 @@ export class CollectingSink implements RecordSink {
 
   get spans(): SpanRecord[] {
     return this.batches.flatMap((b) => b.spans);
+  }
+
+  get sql(): SqlMetricRecord[] {
+    return this.batches.flatMap((b) => b.sql);
+  }
+
+  get grpc(): GrpcMetricRecord[] {
+    return this.batches.flatMap((b) => b.grpc);
+  }
+
+  /** Call counts summed over windows, keyed "side system OPERATION table [errorType]". */
+  sqlCounts(): Record<string, number> {
+    return sortedCounts(
+      this.sql,
+      (r) =>
+        `${r.side} ${r.dbSystem} ${r.operation} ${r.table}${
+          r.errorType === "" ? "" : ` [${r.errorType}]`
+        }`.replace(/ +/g, " ").trim(),
+    );
+  }
+
+  /** Call counts summed over windows, keyed "side method status". */
+  grpcCounts(): Record<string, number> {
+    return sortedCounts(
+      this.grpc,
+      (r) => `${r.side} ${r.method} ${r.statusCode}`,
+    );
   }
 
   /**
@@ -42,4 +71,15 @@ export class CollectingSink implements RecordSink {
       Object.entries(out).sort(([a], [b]) => a.localeCompare(b)),
     );
   }
+}
+
+function sortedCounts<R extends { histogram: { count: number } }>(
+  records: R[],
+  key: (r: R) => string,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) out[key(r)] = (out[key(r)] ?? 0) + r.histogram.count;
+  return Object.fromEntries(
+    Object.entries(out).sort(([a], [b]) => a.localeCompare(b)),
+  );
 }

@@ -1,0 +1,296 @@
+/**
+ * The eBPF capture of stream protocols against real servers on the real
+ * kernel (as root): Redis, PostgreSQL and MariaDB from apt with their own
+ * clients (redis-benchmark, pgbench, psql, mariadb), and a grpc-js server.
+ * Each server is selected by discovery through its port, so what is counted
+ * is the server's side of every call. Counts are exact: they equal what the
+ * clients sent.
+ *
+ * Without the kernel features or privileges these tests are skipped with the
+ * reason printed; with CORAL_REQUIRE_EBPF=1 they fail instead.
+ */
+import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { ebpfTest } from "../ffi/libbpf/testing.ts";
+import { HttpCapture } from "../src/capture/mod.ts";
+import { beylaSchema } from "../src/config/schema.ts";
+import { Counters } from "../src/model/counters.ts";
+import { Logger } from "../src/log.ts";
+import { CollectingSink } from "./support/collecting_sink.ts";
+import {
+  startMariadb,
+  startPostgres,
+  startRedis,
+} from "./support/db_servers.ts";
+import { ECHO_SERVICE } from "./support/grpc_test_server.ts";
+
+interface Capture extends AsyncDisposable {
+  capture: HttpCapture;
+  sink: CollectingSink;
+  counters: Counters;
+}
+
+/** A capture whose discovery selects the process listening on `port` as `name`. */
+async function captureOf(
+  name: string,
+  port: number,
+  beyla: object = {},
+): Promise<Capture> {
+  const sink = new CollectingSink();
+  const counters = new Counters();
+  const capture = await HttpCapture.start({
+    beyla: beylaSchema.parse({
+      discovery: { services: [{ name, open_port: port }] },
+      ...beyla,
+    }),
+    sink,
+    counters,
+    log: new Logger("warn"),
+    windowMs: 3_600_000, // cut by flush()
+  });
+  assert.equal(capture.pids.size, 1, `nothing listens on ${port}`);
+  return {
+    capture,
+    sink,
+    counters,
+    [Symbol.asyncDispose]: () => capture.shutdown(),
+  };
+}
+
+/** Flushes until `total(sink)` reaches `n` (or a deadline), then once more for a wrong extra. */
+async function settle(
+  c: Capture,
+  n: number,
+  total: (sink: CollectingSink) => number,
+): Promise<void> {
+  const deadline = performance.now() + 15_000;
+  for (;;) {
+    await c.capture.flush();
+    if (total(c.sink) >= n) break;
+    if (performance.now() > deadline) {
+      throw new Error(
+        `timed out waiting for ${n} calls (have ${total(c.sink)}): ${
+          JSON.stringify(c.capture.stats)
+        } ${JSON.stringify(c.counters.snapshot("ebpf"))}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  await c.capture.flush();
+}
+
+const sqlTotal = (sink: CollectingSink) =>
+  sink.sql.reduce((n, r) => n + r.histogram.count, 0);
+const grpcTotal = (sink: CollectingSink) =>
+  sink.grpc.reduce((n, r) => n + r.histogram.count, 0);
+
+async function run(
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+) {
+  const out = await new Deno.Command(command, { args, env }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${command} ${args.join(" ")}: ${text}`);
+  return text;
+}
+
+ebpfTest(
+  "redis: redis-benchmark, pipelined and not, and an error reply: exact counts per command",
+  async () => {
+    await using redis = await startRedis();
+    await using c = await captureOf("redis", redis.port);
+    const bench = (extra: string[]) =>
+      run("redis-benchmark", [
+        "-h",
+        redis.host,
+        "-p",
+        String(redis.port),
+        "-n",
+        "160",
+        "-c",
+        "2",
+        "-t",
+        "set,get",
+        "-q",
+        ...extra,
+      ]);
+    await bench([]);
+    await bench(["-P", "16"]);
+    await redis.cli("SET", "word", "hello");
+    // LPUSH on a string: a WRONGTYPE error reply.
+    await redis.cli("LPUSH", "word", "x");
+    // redis-benchmark asks CONFIG GET twice at start, per run.
+    await settle(c, 160 * 4 + 4 + 2, sqlTotal);
+    assert.deepEqual(c.sink.sqlCounts(), {
+      "server redis CONFIG GET": 4,
+      "server redis GET": 320,
+      "server redis LPUSH [WRONGTYPE]": 1,
+      "server redis SET": 321,
+    });
+    assert.equal(c.counters.get("ebpf.redis.parser.resyncs"), 0);
+    const spans = c.sink.spans.filter((s) => s.name === "LPUSH");
+    assert.equal(spans.length, 1);
+    assert.equal(spans[0]!.statusCode, 2);
+    assert.equal(spans[0]!.kind, "server");
+  },
+);
+
+ebpfTest(
+  "postgresql: pgbench simple and prepared, psql errors: exact counts, no literal stored",
+  async () => {
+    await using pg = await startPostgres();
+    const pgbench = `${pg.binDir}/pgbench`;
+    await run(pgbench, ["-i", "-s", "1", "-q"], pg.env); // before the capture
+    await using c = await captureOf("db", pg.port);
+    const transactions = 20;
+    for (const mode of ["simple", "prepared"]) {
+      const report = await run(
+        pgbench,
+        ["-n", "-c", "1", "-t", String(transactions), "-M", mode],
+        pg.env,
+      );
+      assert.match(
+        report,
+        new RegExp(
+          `number of transactions actually processed: ${transactions}/${transactions}`,
+        ),
+      );
+    }
+    await assert.rejects(pg.psql("SELECT * FROM no_such_table"));
+    const perTransaction = 7; // BEGIN, 3 UPDATE, SELECT, INSERT, END
+    await settle(c, 2 * transactions * perTransaction + 1 + 4, sqlTotal);
+    const t = 2 * transactions;
+    assert.deepEqual(c.sink.sqlCounts(), {
+      "server postgresql BEGIN": t,
+      "server postgresql END": t,
+      "server postgresql INSERT pgbench_history": t,
+      "server postgresql SELECT pgbench_accounts": t,
+      "server postgresql UPDATE pgbench_accounts": t,
+      "server postgresql UPDATE pgbench_branches": t,
+      "server postgresql UPDATE pgbench_tellers": t,
+      "server postgresql SELECT no_such_table [42P01]": 1,
+      // pgbench's own start, once per run: the table check and the scale.
+      "server postgresql SELECT pg_catalog.pg_class": 2,
+      "server postgresql SELECT pgbench_branches": 2,
+    });
+    assert.equal(c.counters.get("ebpf.postgres.parser.resyncs"), 0);
+    // The backends are children of the postmaster that discovery found.
+    assert.ok(c.counters.get("ebpf.http.kernel.forks_followed") >= 2);
+    for (const span of c.sink.spans) {
+      const text = String(span.attributes["db.query.text"] ?? "");
+      // $1, $2 are placeholders of prepared statements, not literals.
+      assert.doesNotMatch(
+        text,
+        /(?<!\$)\b\d+\b|'/,
+        `a literal stored: ${text}`,
+      );
+    }
+  },
+);
+
+ebpfTest(
+  "mariadb: queries and an error packet from the mariadb client: exact counts",
+  async () => {
+    await using db = await startMariadb();
+    await db.mysql("CREATE TABLE items (id INT PRIMARY KEY, name TEXT)");
+    await using c = await captureOf("mariadb", db.port);
+    const statements = [
+      ...Array.from(
+        { length: 10 },
+        (_, i) => `INSERT INTO items VALUES (${i}, 'name ${i}');`,
+      ),
+      ...Array.from(
+        { length: 5 },
+        (_, i) => `SELECT name FROM items WHERE id = ${i};`,
+      ),
+      "UPDATE items SET name = 'x' WHERE id = 3;",
+    ].join("\n");
+    await db.mysql(statements);
+    await assert.rejects(db.mysql("SELECT * FROM no_such_table"));
+    await settle(c, 17, sqlTotal);
+    assert.deepEqual(c.sink.sqlCounts(), {
+      "server mysql INSERT items": 10,
+      "server mysql SELECT items": 5,
+      "server mysql UPDATE items": 1,
+      "server mysql SELECT no_such_table [1146]": 1,
+    });
+    assert.equal(c.counters.get("ebpf.mysql.parser.resyncs"), 0);
+    for (const span of c.sink.spans) {
+      const text = String(span.attributes["db.query.text"] ?? "");
+      assert.doesNotMatch(text, /'|\b\d+\b/, `a literal stored: ${text}`);
+    }
+  },
+);
+
+ebpfTest(
+  "grpc: unary, server streaming and error statuses from grpc-js: exact counts per method and status",
+  async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./support/grpc_test_server.ts", import.meta.url).pathname,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    try {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      const port = Number((await reader.read()).value?.trim());
+      assert.ok(port > 0, "the grpc server did not say its port");
+      await using c = await captureOf("echo", port);
+      const Client = grpc.makeGenericClientConstructor(ECHO_SERVICE, "Echo");
+      const client = new Client(
+        `127.0.0.1:${port}`,
+        grpc.credentials.createInsecure(),
+      ) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      const unary = (name: string, body: Buffer) =>
+        new Promise<grpc.StatusObject | null>((resolve) => {
+          client[name]!(
+            body,
+            (error: grpc.ServiceError | null) => resolve(error),
+          );
+        });
+      for (let i = 0; i < 10; i++) {
+        assert.equal(await unary("Unary", Buffer.from("hi")), null);
+      }
+      assert.equal((await unary("Fail", Buffer.from("5")))?.code, 5);
+      assert.equal((await unary("Fail", Buffer.from("13")))?.code, 13);
+      for (let i = 0; i < 3; i++) {
+        const messages = await new Promise<number>((resolve, reject) => {
+          let n = 0;
+          const call = client.Stream!(
+            Buffer.from([4]),
+          ) as grpc.ClientReadableStream<Buffer>;
+          call.on("data", () => n++);
+          call.on("end", () => resolve(n));
+          call.on("error", reject);
+        });
+        assert.equal(messages, 4);
+      }
+      (client as unknown as grpc.Client).close();
+      await settle(c, 15, grpcTotal);
+      assert.deepEqual(c.sink.grpcCounts(), {
+        "server coral.test.Echo/Fail 13": 1,
+        "server coral.test.Echo/Fail 5": 1,
+        "server coral.test.Echo/Stream 0": 3,
+        "server coral.test.Echo/Unary 0": 10,
+      });
+      assert.equal(c.counters.get("ebpf.http2.unnamed_requests"), 0);
+      const failed = c.sink.spans.filter((s) => s.statusCode === 2);
+      // On the server side only INTERNAL of the two is an error (OTel rules).
+      assert.deepEqual(
+        failed.map((s) => s.attributes["rpc.grpc.status_code"]),
+        [13],
+      );
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+  },
+);
