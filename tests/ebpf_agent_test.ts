@@ -6,6 +6,7 @@
  * kernel allows and what the capture does, with and without beyla.
  */
 import assert from "node:assert/strict";
+import { CAPTURE_RUNTIMES } from "../src/serve/capabilities.ts";
 import { ebpfTest } from "../ffi/libbpf/testing.ts";
 import { probeCapabilities } from "../ffi/libbpf/mod.ts";
 import type { StatusReport } from "../src/serve/query_backend.ts";
@@ -204,8 +205,8 @@ agentTest(
       const beyla = {
         enabled: true,
         version: `coral-agent/${VERSION}`,
-        supported_protocols: ["http"],
-        supported_runtimes: ["any (syscall level, plaintext only)"],
+        supported_protocols: ["http", "grpc", "sql", "redis"],
+        supported_runtimes: [...CAPTURE_RUNTIMES],
         tracing_enabled: true,
       };
       assert.deepEqual(report.beyla_capabilities, beyla);
@@ -252,8 +253,8 @@ Deno.test({
       assert.deepEqual(report.beyla_capabilities, {
         enabled: false,
         version: `coral-agent/${VERSION}`,
-        supported_protocols: ["http"],
-        supported_runtimes: ["any (syscall level, plaintext only)"],
+        supported_protocols: ["http", "grpc", "sql", "redis"],
+        supported_runtimes: [...CAPTURE_RUNTIMES],
         tracing_enabled: false,
       });
       const text = await agent.cli("status");

@@ -1,7 +1,8 @@
 /**
  * The eBPF capture of stream protocols against real servers on the real
  * kernel (as root): Redis, PostgreSQL and MariaDB from apt with their own
- * clients (redis-benchmark, pgbench, psql, mariadb), and a grpc-js server.
+ * clients (redis-benchmark, pgbench, psql, mariadb), a grpc-js server, and
+ * nginx over HTTPS (plaintext from the OpenSSL uprobes).
  * Each server is selected by discovery through its port, so what is counted
  * is the server's side of every call. Counts are exact: they equal what the
  * clients sent.
@@ -24,6 +25,12 @@ import {
   startRedis,
 } from "./support/db_servers.ts";
 import { ECHO_SERVICE } from "./support/grpc_test_server.ts";
+import {
+  curl,
+  startNginx,
+  startTestHttpServer,
+  wrk,
+} from "./support/test_http_server.ts";
 
 interface Capture extends AsyncDisposable {
   capture: HttpCapture;
@@ -36,6 +43,7 @@ async function captureOf(
   name: string,
   port: number,
   beyla: object = {},
+  processes = 1,
 ): Promise<Capture> {
   const sink = new CollectingSink();
   const counters = new Counters();
@@ -49,7 +57,7 @@ async function captureOf(
     log: new Logger("warn"),
     windowMs: 3_600_000, // cut by flush()
   });
-  assert.equal(capture.pids.size, 1, `nothing listens on ${port}`);
+  assert.equal(capture.pids.size, processes, `processes on port ${port}`);
   return {
     capture,
     sink,
@@ -294,3 +302,43 @@ ebpfTest(
     }
   },
 );
+
+ebpfTest(
+  "tls: nginx over HTTPS with curl and wrk: the same counts as over plain HTTP",
+  async () => {
+    await using upstream = await startTestHttpServer("python");
+    await using nginx = await startNginx(upstream.port, { accessLog: true });
+    await using c = await captureOf("nginx", nginx.port, {}, 3); // master, 2 workers
+    // The HTTPS port belongs to the same processes: one discovery rule is enough.
+    const tls = c.capture.stats.tls;
+    assert.equal(tls.libraries.length, 1, JSON.stringify(tls));
+    assert.match(tls.libraries[0]!, /libssl\.so/);
+    for (const path of ["/ok", "/ok", "/missing", "/fail"]) {
+      await curl("-k", "-o", "/dev/null", nginx.tlsUrl(path));
+    }
+    const requests = await wrk(nginx.tlsUrl("/ok"), {
+      connections: 4,
+      seconds: 1,
+    });
+    await settleHttp(c, 4 + requests);
+    const log = await nginx.accessLog();
+    await settleHttp(c, Object.values(log).reduce((a, b) => a + b, 0));
+    assert.deepEqual(c.sink.httpCounts(), {
+      "server GET /fail 500": log["GET /fail 500"],
+      "server GET /missing 404": log["GET /missing 404"],
+      "server GET /ok 200": log["GET /ok 200"],
+    });
+    // wrk counts the answers it read; nginx also logs the few it was still
+    // answering when wrk closed its connections.
+    assert.ok(log["GET /ok 200"]! >= 2 + requests);
+    assert.equal(c.capture.stats.kernel.tls_no_socket, 0);
+  },
+);
+
+async function settleHttp(c: Capture, n: number): Promise<void> {
+  await settle(
+    c,
+    n,
+    (sink) => sink.http.reduce((t, r) => t + r.histogram.count, 0),
+  );
+}

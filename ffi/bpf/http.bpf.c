@@ -128,6 +128,37 @@ struct {
 	__type(value, struct syscall_args);
 } http_args SEC(".maps");
 
+/* An SSL_read/SSL_write in progress on a thread: its arguments, and the socket its syscalls used. */
+struct ssl_call {
+	__u64 ssl;       /* the SSL * */
+	__u64 buf;
+	__u64 out_bytes; /* size_t * of SSL_read_ex/SSL_write_ex; 0 for SSL_read/SSL_write */
+	__u64 ts_ns;     /* entry time */
+	__s32 fd;        /* from a read/write syscall inside the call; -1 until seen */
+	__u32 active;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+struct ssl_key {
+	__u64 ssl;
+	__u32 pid;
+	__u32 pad;
+};
+
+/* The socket of each SSL * seen doing a syscall: calls served from OpenSSL's buffer make none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ssl_key);
+	__type(value, __s32);
+} ssl_fds SEC(".maps");
+
 /* Size from beyla.limits.ring_buffer_size (a power of two, whole pages). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -593,11 +624,15 @@ static __always_inline void on_data(__u64 pid_tgid, const struct syscall_args *a
 		return;
 	seen = COPY_USER(prefix, PREFIX_BYTES, chunk.len, chunk.ptr);
 	conn = bpf_map_lookup_elem(&http_conns, &key);
+	if (conn) {
+		if (tls)
+			conn->tls = 1; /* from now on the plaintext comes from the uprobes */
+		else if (conn->tls)
+			return; /* ciphertext */
+	}
 	if (conn && conn->protocol >= L7_HTTP2) {
-		/* A stream connection: every chunk goes to user space (TLS ones from the uprobes). */
-		if (conn->tls == tls)
-			emit_stream(conn, &key, args, ret, inbound,
-				    inbound ? bpf_ktime_get_ns() : args->ts_ns);
+		/* A stream connection: every chunk goes to user space. */
+		emit_stream(conn, &key, args, ret, inbound, inbound ? bpf_ktime_get_ns() : args->ts_ns);
 		return;
 	}
 	request = is_request(prefix, seen);
@@ -630,9 +665,8 @@ static __always_inline void on_data(__u64 pid_tgid, const struct syscall_args *a
 			count(HTTP_COUNTER_NOT_INET);
 			return;
 		}
+		conn->tls = tls;
 	}
-	if (conn->tls != tls)
-		return; /* ciphertext of a connection whose plaintext the uprobes see */
 	conn->protocol = L7_HTTP1;
 	now = bpf_ktime_get_ns();
 
@@ -712,6 +746,15 @@ static __always_inline bool args_from_regs(struct syscall_args *args, __u32 kind
  * Reads: everything at exit. The request starts (server) or the response
  * arrives (client) when the read returns with the bytes.
  */
+/* Inside an SSL_read/SSL_write: the syscall's fd is the SSL's socket. */
+static __always_inline void note_ssl_fd(__s32 fd)
+{
+	struct ssl_call *call = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+
+	if (call && call->active && call->fd < 0)
+		call->fd = fd;
+}
+
 static __always_inline int read_exit(struct trace_event_raw_sys_exit *ctx, __u32 kind)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -719,6 +762,7 @@ static __always_inline int read_exit(struct trace_event_raw_sys_exit *ctx, __u32
 
 	if (ctx->ret <= 0 || !traced(pid_tgid >> 32) || !args_from_regs(&args, kind))
 		return 0;
+	note_ssl_fd(args.fd);
 	on_data(pid_tgid, &args, ctx->ret, true, 0);
 	return 0;
 }
@@ -745,6 +789,7 @@ static __always_inline int write_exit(struct trace_event_raw_sys_exit *ctx, __u3
 	} else {
 		args.ts_ns = bpf_ktime_get_ns();
 	}
+	note_ssl_fd(args.fd);
 	on_data(pid_tgid, &args, ctx->ret, false, 0);
 	return 0;
 }
@@ -776,6 +821,170 @@ WRITE_PROGRAMS(write, BUF_PLAIN)
 WRITE_PROGRAMS(sendto, BUF_PLAIN)
 WRITE_PROGRAMS(writev, BUF_IOV)
 WRITE_PROGRAMS(sendmsg, BUF_MSG)
+
+
+/* ---- TLS: plaintext at OpenSSL's SSL_read/SSL_write (uprobes on libssl) ---- */
+
+static __always_inline int ssl_enter(struct pt_regs *ctx, bool ex)
+{
+	struct ssl_call *call;
+
+	if (!traced(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	call = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call)
+		return 0;
+	call->ssl = PT_REGS_PARM1(ctx);
+	call->buf = PT_REGS_PARM2(ctx);
+	call->out_bytes = ex ? PT_REGS_PARM4(ctx) : 0;
+	call->ts_ns = bpf_ktime_get_ns();
+	call->fd = -1;
+	call->active = 1;
+	return 0;
+}
+
+/*
+ * At the return: how many bytes moved (the return value, or *readbytes /
+ * *written for the _ex calls), and the socket (seen in a syscall during
+ * this call or an earlier one of the same SSL *); then the same path as
+ * plaintext from a syscall.
+ */
+static __always_inline int ssl_exit(struct pt_regs *ctx, bool inbound)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ssl_call *call;
+	struct syscall_args args = {};
+	struct ssl_key key = {};
+	__s64 moved = PT_REGS_RC(ctx);
+	__s32 *known;
+
+	if (!traced(pid_tgid >> 32))
+		return 0;
+	call = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->active)
+		return 0;
+	call->active = 0;
+	if (call->out_bytes) {
+		size_t n = 0;
+
+		if (moved != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call->out_bytes))
+			return 0;
+		moved = n;
+	}
+	if (moved <= 0)
+		return 0;
+	key.ssl = call->ssl;
+	key.pid = pid_tgid >> 32;
+	if (call->fd >= 0) {
+		bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY);
+		args.fd = call->fd;
+	} else {
+		known = bpf_map_lookup_elem(&ssl_fds, &key);
+		if (!known) {
+			count(HTTP_COUNTER_TLS_NO_SOCKET);
+			return 0;
+		}
+		args.fd = *known;
+	}
+	args.buf = call->buf;
+	args.kind = BUF_PLAIN;
+	args.ts_ns = call->ts_ns;
+	on_data(pid_tgid, &args, moved, inbound, 1);
+	return 0;
+}
+
+/* SSL_set_fd(ssl, fd): the socket of an SSL *, before any data. */
+SEC("uprobe")
+int coral_http_ssl_set_fd(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ssl_key key = { .ssl = PT_REGS_PARM1(ctx), .pid = pid_tgid >> 32 };
+	__s32 fd = (__s32)PT_REGS_PARM2(ctx);
+
+	if (traced(key.pid) && fd >= 0)
+		bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	return 0;
+}
+
+/*
+ * SSL_do_handshake (SSL_accept and SSL_connect call it): its syscalls give
+ * the socket of an SSL * set up without SSL_set_fd. The first SSL_read may
+ * then be served from bytes the handshake already read, without a syscall.
+ */
+SEC("uprobe")
+int coral_http_ssl_handshake_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, false);
+}
+
+SEC("uretprobe")
+int coral_http_ssl_handshake_exit(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ssl_call *call;
+	struct ssl_key key = {};
+
+	if (!traced(pid_tgid >> 32))
+		return 0;
+	call = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->active)
+		return 0;
+	call->active = 0;
+	key.ssl = call->ssl;
+	key.pid = pid_tgid >> 32;
+	if (call->fd >= 0)
+		bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int coral_http_ssl_read_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, false);
+}
+
+SEC("uretprobe")
+int coral_http_ssl_read_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, true);
+}
+
+SEC("uprobe")
+int coral_http_ssl_read_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, true);
+}
+
+SEC("uretprobe")
+int coral_http_ssl_read_ex_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, true);
+}
+
+SEC("uprobe")
+int coral_http_ssl_write_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, false);
+}
+
+SEC("uretprobe")
+int coral_http_ssl_write_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, false);
+}
+
+SEC("uprobe")
+int coral_http_ssl_write_ex_enter(struct pt_regs *ctx)
+{
+	return ssl_enter(ctx, true);
+}
+
+SEC("uretprobe")
+int coral_http_ssl_write_ex_exit(struct pt_regs *ctx)
+{
+	return ssl_exit(ctx, false);
+}
 
 /* ---- Connection lifecycle ---- */
 

@@ -132,7 +132,8 @@ enum http_counter {
 	HTTP_COUNTER_STREAM_DROPPED = 10,   /* stream_events full: chunk dropped */
 	HTTP_COUNTER_STREAM_TRUNCATED = 11, /* chunks that moved more than was copied */
 	HTTP_COUNTER_FORKS_FOLLOWED = 12,   /* children of traced processes traced too */
-	HTTP_COUNTER_MAX = 13,
+	HTTP_COUNTER_TLS_NO_SOCKET = 13,    /* SSL_read/SSL_write whose socket was never seen: plaintext skipped */
+	HTTP_COUNTER_MAX = 14,
 };
 
 #endif /* CORAL_HTTP_H */

@@ -45,6 +45,7 @@ import {
 } from "./http_event_layout.ts";
 import { HttpRecordReader } from "./http_record_reader.ts";
 import { PidBitmap } from "./pid_bitmap.ts";
+import { SSL_PROGRAMS, TlsProbes, type TlsStats } from "./tls_probes.ts";
 import { HttpWindows } from "./http_windows.ts";
 import { GrpcWindows } from "./grpc_windows.ts";
 import { ServiceOfProcess } from "./process_tree.ts";
@@ -86,6 +87,8 @@ export interface HttpCaptureStats {
   streamRing: RingBufferStats;
   /** Stream connections with a parser now. */
   streamConnections: number;
+  /** libssl files with uprobes, and traced processes whose TLS is not decrypted. */
+  tls: TlsStats;
   /** Records the kernel paired that became exchanges. */
   exchanges: number;
   /** Records dropped in user space, by reason. */
@@ -139,6 +142,7 @@ export class HttpCapture {
   #counterMap: BpfMap | undefined;
   #reader: RingBufferReader | undefined;
   #streamReader: RingBufferReader | undefined;
+  #tls: TlsProbes | undefined;
   #discovery: Discovery | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #clock = { offsetUs: 0, uncertaintyUs: 0 };
@@ -217,7 +221,11 @@ export class HttpCapture {
       );
     });
     await step("load", () => object.load());
-    await step("attach", () => object.attachAll());
+    await step("attach", () => object.attachAll({ skip: SSL_PROGRAMS }));
+    this.#tls = new TlsProbes({
+      object,
+      warn: (message) => this.#log.warn(`ebpf: ${message}`),
+    });
     this.#pidBits = new PidBitmap(
       object.globalData(HTTP_PID_BITS.section),
       HTTP_PID_BITS.offset,
@@ -303,6 +311,7 @@ export class HttpCapture {
     }
     const before = this.#pids.get(pid);
     this.#pids.set(pid, serviceName);
+    if (before === undefined) this.#tls?.addProcess(pid, serviceName);
     this.#retired.delete(pid);
     if (before !== serviceName) {
       this.#log.info("ebpf: tracing process", { pid, service: serviceName });
@@ -312,6 +321,7 @@ export class HttpCapture {
   /** Stops tracing a process; records already in flight keep its name. */
   removePid(pid: number): void {
     this.#live("removePid").remove(pid);
+    this.#tls?.removeProcess(pid);
     const name = this.#pids.get(pid);
     if (name === undefined) return;
     this.#pids.delete(pid);
@@ -327,6 +337,8 @@ export class HttpCapture {
       ring: this.#reader?.stats ?? NO_RING_STATS,
       streamRing: this.#streamReader?.stats ?? NO_RING_STATS,
       streamConnections: this.#streams.size,
+      tls: this.#tls?.stats ??
+        { libraries: [], notDecryptable: {}, failures: [] },
       exchanges: this.#exchanges,
       rejected: { ...this.#rejected },
       discovery: this.#discovery?.stats ?? null,
@@ -369,6 +381,7 @@ export class HttpCapture {
     if (readers.length > 0) this.#closeWindow();
     this.#reader = undefined;
     this.#streamReader = undefined;
+    this.#tls = undefined;
     this.#pidBits = undefined; // a view of the object's memory: gone with close()
     this.#counterMap = undefined;
     const object = this.#object;

@@ -226,10 +226,11 @@ export const HTTP_COUNTER = {
   stream_dropped: 10,
   stream_truncated: 11,
   forks_followed: 12,
+  tls_no_socket: 13,
 } as const;
 export type HttpCounterName = keyof typeof HTTP_COUNTER;
 /** HTTP_COUNTER_MAX: entries of the counters map. */
-export const HTTP_COUNTER_MAX = 13;
+export const HTTP_COUNTER_MAX = 14;
 
 /**
  * The PID filter bitmap: `__u64 http_pid_bits[HTTP_PID_WORDS]` (http.h),

@@ -147,7 +147,31 @@ function captureRows(c: CaptureStatus): [string, Value][] {
           plural(discovery.scans, "scan")
         }, last scan ${discovery.last_scan_ms} ms`,
     ],
+    ...streamRows(c),
   ];
+}
+
+/** Stream connections and TLS, when the agent reports them. */
+function streamRows(c: CaptureStatus): [string, Value][] {
+  const rows: [string, Value][] = [];
+  if (c.stream_connections !== undefined) {
+    rows.push(["stream connections", c.stream_connections]);
+  }
+  if (c.tls !== undefined) {
+    rows.push(
+      ["tls libraries", c.tls.libraries],
+      [
+        "tls not decryptable",
+        c.tls.not_decryptable.map((p) =>
+          `${p.pid}  ${p.service} (no shared libssl)`
+        ),
+      ],
+    );
+    if (c.tls.failures.length > 0) {
+      rows.push(["tls probe failures", c.tls.failures]);
+    }
+  }
+  return rows;
 }
 
 function plural(n: number, word: string): string {

@@ -89,6 +89,26 @@ Deno.test("capabilities: a running capture with its stats", () => {
   );
 });
 
+Deno.test("capabilities: stream connections and TLS libraries, and who is not decryptable", () => {
+  const lines = renderCapabilities({
+    ...FEATURES,
+    capture: {
+      running: true,
+      stream_connections: 3,
+      tls: {
+        libraries: ["/usr/lib/x86_64-linux-gnu/libssl.so.3"],
+        not_decryptable: [{ pid: 812, service: "api" }],
+        failures: [],
+      },
+    },
+  });
+  assert.deepEqual(lines.slice(-3), [
+    "    stream connections:   3",
+    "    tls libraries:        /usr/lib/x86_64-linux-gnu/libssl.so.3",
+    "    tls not decryptable:  812  api (no shared libssl)",
+  ]);
+});
+
 Deno.test("capabilities: what is missing, and why the capture does not run", () => {
   assert.deepEqual(
     renderCapabilities({

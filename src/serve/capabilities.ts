@@ -21,14 +21,17 @@ export interface BeylaCapabilities {
   tracing_enabled: boolean;
 }
 
-/** Protocols the eBPF capture decodes today (src/decode/), by config key. */
-export const CAPTURE_PROTOCOLS = ["http"] as const;
+/** Protocols the eBPF capture decodes (src/decode/), by config key. */
+export const CAPTURE_PROTOCOLS = ["http", "grpc", "sql", "redis"] as const;
 
 /**
- * Syscall-level capture sees the plaintext of every runtime; TLS (which
- * needs uprobes on the TLS library) is not decoded.
+ * Syscall-level capture sees the plaintext of every runtime; TLS is
+ * decrypted where the process uses a shared OpenSSL (uprobes on libssl).
  */
-export const CAPTURE_RUNTIMES = ["any (syscall level, plaintext only)"];
+export const CAPTURE_RUNTIMES = [
+  "any (syscall level, plaintext)",
+  "TLS through a shared OpenSSL libssl",
+];
 
 /**
  * The `BeylaCapabilities` message for this agent: `enabled` and
@@ -39,7 +42,7 @@ export const CAPTURE_RUNTIMES = ["any (syscall level, plaintext only)"];
  * @example
  * ```ts
  * beylaCapabilities(config.beyla, probeCapabilities(), true);
- * // { enabled: true, version: "coral-agent/0.1.0", supported_protocols: ["http"], … }
+ * // { enabled: true, version: "coral-agent/0.1.0", supported_protocols: ["http", "grpc", "sql", "redis"], … }
  * ```
  */
 export function beylaCapabilities(
@@ -86,6 +89,16 @@ export interface CaptureStatus {
     wait_errors: number;
   };
   discovery?: { rules: number; scans: number; last_scan_ms: number } | null;
+  /** Stream connections (HTTP/2, PostgreSQL, MySQL, Redis) with a parser now. */
+  stream_connections?: number;
+  tls?: {
+    /** libssl files with SSL_read/SSL_write probes. */
+    libraries: string[];
+    /** Traced processes without a shared libssl: their TLS traffic is not seen. */
+    not_decryptable: { pid: number; service: string }[];
+    /** Probes that could not be attached. */
+    failures: string[];
+  };
 }
 
 /** The `capabilities` section of `status`. */
@@ -152,6 +165,14 @@ function captureStatus(stats: HttpCaptureStats): CaptureStatus {
       batches: stats.ring.batches,
       handler_errors: stats.ring.handlerErrors,
       wait_errors: stats.ring.waitErrors,
+    },
+    stream_connections: stats.streamConnections,
+    tls: {
+      libraries: [...stats.tls.libraries],
+      not_decryptable: Object.entries(stats.tls.notDecryptable)
+        .map(([pid, service]) => ({ pid: Number(pid), service }))
+        .sort((a, b) => a.pid - b.pid),
+      failures: [...stats.tls.failures],
     },
     discovery: stats.discovery === null ? null : {
       rules: stats.discovery.rules,

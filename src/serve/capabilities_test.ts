@@ -42,8 +42,16 @@ const STATS: HttpCaptureStats = {
     unpaired_response: 0,
     unparsable: 0,
     not_inet: 4,
+    stream_events: 0,
+    stream_dropped: 0,
+    stream_truncated: 0,
+    forks_followed: 0,
+    tls_no_socket: 0,
   },
   ring: { records: 12, handlerErrors: 0, batches: 5, waitErrors: 0 },
+  streamRing: { records: 0, handlerErrors: 0, batches: 0, waitErrors: 0 },
+  streamConnections: 0,
+  tls: { libraries: [], notDecryptable: { 77: "web" }, failures: [] },
   exchanges: 11,
   rejected: { unknown_pid: 1 },
   discovery: { scans: 7, lastScanMs: 1.26, rules: 2 },
@@ -54,32 +62,38 @@ Deno.test("beylaCapabilities: enabled and tracing only when the capture runs; pr
   const defaults = beylaSchema.parse({});
   const base = {
     version: `coral-agent/${VERSION}`,
-    supported_runtimes: ["any (syscall level, plaintext only)"],
+    supported_runtimes: [
+      "any (syscall level, plaintext)",
+      "TLS through a shared OpenSSL libssl",
+    ],
   };
+  const all = ["http", "grpc", "sql", "redis"];
   assert.deepEqual(beylaCapabilities(defaults, { canLoad: true }, true), {
     ...base,
     enabled: true,
-    supported_protocols: ["http"],
+    supported_protocols: all,
     tracing_enabled: true,
   });
   const off = { ...base, enabled: false, tracing_enabled: false };
   assert.deepEqual(beylaCapabilities(defaults, { canLoad: false }, false), {
     ...off,
-    supported_protocols: ["http"],
+    supported_protocols: all,
   });
   assert.deepEqual(
     beylaCapabilities(beylaSchema.parse({ enabled: false }), {
       canLoad: true,
     }, false),
-    { ...off, supported_protocols: ["http"] },
+    { ...off, supported_protocols: all },
   );
   assert.deepEqual(
     beylaCapabilities(
-      beylaSchema.parse({ protocols: { http: { enabled: false } } }),
+      beylaSchema.parse({
+        protocols: { http: { enabled: false }, redis: { enabled: false } },
+      }),
       { canLoad: true },
       false,
     ),
-    { ...off, supported_protocols: [] },
+    { ...off, supported_protocols: ["grpc", "sql"] },
   );
 });
 
@@ -131,6 +145,12 @@ Deno.test("capabilitiesStatus: the probe's features, missing lines and the captu
         wait_errors: 0,
       },
       discovery: { rules: 2, scans: 7, last_scan_ms: 1.3 },
+      stream_connections: 0,
+      tls: {
+        libraries: [],
+        not_decryptable: [{ pid: 77, service: "web" }],
+        failures: [],
+      },
     },
   });
   assert.deepEqual(

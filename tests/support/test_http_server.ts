@@ -149,12 +149,56 @@ export async function startNginx(
   upstreamPort: number,
   options: { accessLog?: boolean } = {},
 ): Promise<
-  TestHttpServer & { dir: string; accessLog(): Promise<Record<string, number>> }
+  TestHttpServer & {
+    dir: string;
+    accessLog(): Promise<Record<string, number>>;
+    /** The same locations over HTTPS (a self-signed certificate for 127.0.0.1). */
+    tlsPort: number;
+    tlsUrl(path: string): string;
+  }
 > {
   const dir = await Deno.makeTempDir({ prefix: "coral-nginx-" });
   await Deno.mkdir(`${dir}/static`);
   await Deno.writeTextFile(`${dir}/static/file.txt`, "x".repeat(10_000));
   const port = freePort();
+  const tlsPort = freePort();
+  const cert = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!cert.success) {
+    throw new Error(
+      `openssl could not make a certificate: ${
+        new TextDecoder().decode(cert.stderr)
+      }`,
+    );
+  }
+  const locations = `
+    location = /ready { access_log off; return 204; }
+    location = /ok { return 200 "ok"; }
+    location = /missing { return 404; }
+    location = /fail { return 500; }
+    location /static/ { alias ${dir}/static/; }
+    location /proxy/ {
+      proxy_pass http://backend/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }`;
   await Deno.writeTextFile(
     `${dir}/nginx.conf`,
     `user root;
@@ -181,17 +225,12 @@ http {
     keepalive 4;
   }
   server {
-    listen 127.0.0.1:${port};
-    location = /ready { access_log off; return 204; }
-    location = /ok { return 200 "ok"; }
-    location = /missing { return 404; }
-    location = /fail { return 500; }
-    location /static/ { alias ${dir}/static/; }
-    location /proxy/ {
-      proxy_pass http://backend/;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
+    listen 127.0.0.1:${port};${locations}
+  }
+  server {
+    listen 127.0.0.1:${tlsPort} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;${locations}
   }
 }
 `,
@@ -243,6 +282,8 @@ http {
     dir,
     accessLog,
     url: (path) => `http://127.0.0.1:${port}${path}`,
+    tlsPort,
+    tlsUrl: (path) => `https://127.0.0.1:${tlsPort}${path}`,
     close,
     [Symbol.asyncDispose]: close,
   };
