@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DENO_VERSION=2.9.6
-APT_PACKAGES=(curl ca-certificates clang-16 llvm-16 bpftool libbpf-dev libelf-dev zlib1g-dev python3 nginx wrk)
+APT_PACKAGES=(curl ca-certificates clang-16 llvm-16 bpftool libbpf-dev libelf-dev zlib1g-dev python3 nginx wrk
+  openssl postgresql postgresql-contrib mariadb-server mariadb-client redis-server redis-tools)
+# Started by their packages on install; the tests run private instances
+# (tests/support/db_servers.ts), so these only hold ports and memory.
+DISTRO_SERVICES=(postgresql mariadb redis-server)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -24,6 +28,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
+
+# Stop and disable the distro's database services: with systemd if it runs
+# (not in most containers), else with their init scripts.
+for svc in "${DISTRO_SERVICES[@]}"; do
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-active --quiet "$svc" || systemctl is-enabled --quiet "$svc" 2>/dev/null; then
+      log "stopping and disabling the $svc service"
+      systemctl disable --now --quiet "$svc" >&2 || log "could not stop $svc"
+    fi
+  elif [ -x "/etc/init.d/$svc" ] && service "$svc" status >/dev/null 2>&1; then
+    log "stopping and disabling the $svc service"
+    service "$svc" stop >&2 || log "could not stop $svc"
+    if command -v update-rc.d >/dev/null 2>&1; then update-rc.d "$svc" disable >/dev/null 2>&1 || true; fi
+  fi
+done
 
 log "installing npm dependencies"
 deno install --quiet >&2

@@ -12,6 +12,7 @@
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
+import mysql from "mysql2/promise";
 import { Buffer } from "node:buffer";
 import { ebpfTest } from "../ffi/libbpf/testing.ts";
 import { HttpCapture } from "../src/capture/mod.ts";
@@ -231,6 +232,49 @@ ebpfTest(
       const text = String(span.attributes["db.query.text"] ?? "");
       assert.doesNotMatch(text, /'|\b\d+\b/, `a literal stored: ${text}`);
     }
+  },
+);
+
+ebpfTest(
+  "mariadb: prepared statements over the binary protocol (mysql2): executions counted, a failed prepare is an error",
+  async () => {
+    await using db = await startMariadb();
+    await db.mysql("CREATE TABLE items (id INT PRIMARY KEY, name TEXT)");
+    await db.mysql("INSERT INTO items VALUES (1, 'one'), (2, 'two')");
+    await using c = await captureOf("mariadb", db.port);
+    const connection = await mysql.createConnection({
+      host: db.host,
+      port: db.port,
+      user: db.user,
+      database: db.database,
+    });
+    try {
+      for (let i = 0; i < 6; i++) {
+        // mysql2 prepares once per connection and executes six times.
+        await connection.execute("SELECT name FROM items WHERE id = ?", [
+          1 + i % 2,
+        ]);
+      }
+      await connection.execute("UPDATE items SET name = ? WHERE id = ?", [
+        "uno",
+        1,
+      ]);
+      await assert.rejects(
+        connection.execute("SELECT * FROM no_such_table WHERE id = ?", [1]),
+      );
+    } finally {
+      await connection.end();
+    }
+    await settle(c, 8, sqlTotal);
+    assert.deepEqual(c.sink.sqlCounts(), {
+      "server mysql SELECT items": 6,
+      "server mysql SELECT no_such_table [1146]": 1,
+      "server mysql UPDATE items": 1,
+    });
+    assert.equal(
+      c.counters.get("ebpf.sql.mysql.other_commands.COM_STMT_PREPARE"),
+      2,
+    );
   },
 );
 

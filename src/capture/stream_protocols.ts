@@ -94,7 +94,11 @@ const postgres: StreamProtocol = {
   },
 };
 
-/** MySQL commands that are calls; the rest (prepare, ping, …) are counted only. */
+/**
+ * MySQL commands that are calls; the rest (ping, reset, …) are counted only,
+ * and so is a prepare that worked (its executions are the calls). A prepare
+ * that failed is a call that failed: the application saw the error.
+ */
 const MYSQL_CALLS = new Set(["COM_QUERY", "COM_STMT_EXECUTE"]);
 
 const mysql: StreamProtocol = {
@@ -103,7 +107,8 @@ const mysql: StreamProtocol = {
   createParser: () => createMysqlParser(),
   record(exchange, conn, sinks) {
     const x = exchange as MysqlExchange;
-    if (!MYSQL_CALLS.has(x.command)) {
+    const failedPrepare = x.command === "COM_STMT_PREPARE" && x.errorCode !== 0;
+    if (!MYSQL_CALLS.has(x.command) && !failedPrepare) {
       sinks.counters.add(`ebpf.sql.mysql.other_commands.${x.command}`);
       return;
     }
