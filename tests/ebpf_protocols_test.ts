@@ -132,11 +132,17 @@ ebpfTest(
     await redis.cli("SET", "word", "hello");
     // LPUSH on a string: a WRONGTYPE error reply.
     await redis.cli("LPUSH", "word", "x");
+    // RESP3: redis-cli -3 says HELLO 3 first; HGETALL then answers a map.
+    await redis.cli("-3", "HSET", "h", "f", "v");
+    await redis.cli("-3", "HGETALL", "h");
     // redis-benchmark asks CONFIG GET twice at start, per run.
-    await settle(c, 160 * 4 + 4 + 2, sqlTotal);
+    await settle(c, 160 * 4 + 4 + 2 + 4, sqlTotal);
     assert.deepEqual(c.sink.sqlCounts(), {
       "server redis CONFIG GET": 4,
       "server redis GET": 320,
+      "server redis HELLO": 2,
+      "server redis HGETALL": 1,
+      "server redis HSET": 1,
       "server redis LPUSH [WRONGTYPE]": 1,
       "server redis SET": 321,
     });
@@ -301,16 +307,27 @@ ebpfTest(
         `127.0.0.1:${port}`,
         grpc.credentials.createInsecure(),
       ) as unknown as Record<string, (...args: unknown[]) => unknown>;
-      const unary = (name: string, body: Buffer) =>
+      const unary = (
+        name: string,
+        body: Buffer,
+        metadata = new grpc.Metadata(),
+      ) =>
         new Promise<grpc.StatusObject | null>((resolve) => {
           client[name]!(
             body,
+            metadata,
             (error: grpc.ServiceError | null) => resolve(error),
           );
         });
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < 9; i++) {
         assert.equal(await unary("Unary", Buffer.from("hi")), null);
       }
+      // The caller's trace context in the metadata: the server span joins it.
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const parent = "00f067aa0ba902b7";
+      const metadata = new grpc.Metadata();
+      metadata.set("traceparent", `00-${traceId}-${parent}-01`);
+      assert.equal(await unary("Unary", Buffer.from("hi"), metadata), null);
       assert.equal((await unary("Fail", Buffer.from("5")))?.code, 5);
       assert.equal((await unary("Fail", Buffer.from("13")))?.code, 13);
       for (let i = 0; i < 3; i++) {
@@ -334,6 +351,10 @@ ebpfTest(
         "server coral.test.Echo/Unary 0": 10,
       });
       assert.equal(c.counters.get("ebpf.http2.unnamed_requests"), 0);
+      const joined = c.sink.spans.filter((s) => s.traceId === traceId);
+      assert.equal(joined.length, 1);
+      assert.equal(joined[0]!.parentSpanId, parent);
+      assert.equal(joined[0]!.name, "coral.test.Echo/Unary");
       const failed = c.sink.spans.filter((s) => s.statusCode === 2);
       // On the server side only INTERNAL of the two is an error (OTel rules).
       assert.deepEqual(
