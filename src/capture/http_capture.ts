@@ -491,9 +491,9 @@ export class HttpCapture {
     if (metrics + batch.spans.length === 0) return;
     const max = this.#options.maxPendingBatches ?? 16;
     if (this.#pendingBatches >= max) {
-      this.#counters.add("ebpf.http.dropped.sink_busy.metrics", metrics);
+      this.#counters.add("ebpf.dropped.sink_busy.metrics", metrics);
       this.#counters.add(
-        "ebpf.http.dropped.sink_busy.spans",
+        "ebpf.dropped.sink_busy.spans",
         batch.spans.length,
       );
       return;

@@ -120,7 +120,6 @@ export function renderCapabilities(c: CapabilitiesStatus): string[] {
 function captureRows(c: CaptureStatus): [string, Value][] {
   const pids = c.traced_pids ?? [];
   const pidWidth = Math.max(0, ...pids.map((p) => String(p.pid).length));
-  const ring = c.ring_buffer;
   const discovery = c.discovery;
   return [
     [
@@ -130,15 +129,7 @@ function captureRows(c: CaptureStatus): [string, Value][] {
     ["exchanges", c.exchanges ?? 0],
     ["kernel", wrap(pairs(c.kernel ?? {}))],
     ["rejected", wrap(pairs(c.rejected ?? {}))],
-    [
-      "ring buffer",
-      ring === undefined ? [] : wrap([
-        `records ${ring.records}`,
-        `batches ${ring.batches}`,
-        `handler errors ${ring.handler_errors}`,
-        `wait errors ${ring.wait_errors}`,
-      ]),
-    ],
+    ["ring buffer", ringText(c.ring_buffer)],
     [
       "discovery",
       discovery == null
@@ -154,6 +145,9 @@ function captureRows(c: CaptureStatus): [string, Value][] {
 /** Stream connections and TLS, when the agent reports them. */
 function streamRows(c: CaptureStatus): [string, Value][] {
   const rows: [string, Value][] = [];
+  if (c.stream_ring_buffer !== undefined) {
+    rows.push(["stream ring", ringText(c.stream_ring_buffer)]);
+  }
   if (c.stream_connections !== undefined) {
     rows.push(["stream connections", c.stream_connections]);
   }
@@ -172,6 +166,15 @@ function streamRows(c: CaptureStatus): [string, Value][] {
     }
   }
   return rows;
+}
+
+function ringText(ring: CaptureStatus["ring_buffer"]): Value {
+  return ring === undefined ? [] : wrap([
+    `records ${ring.records}`,
+    `batches ${ring.batches}`,
+    `handler errors ${ring.handler_errors}`,
+    `wait errors ${ring.wait_errors}`,
+  ]);
 }
 
 function plural(n: number, word: string): string {

@@ -7,7 +7,11 @@
  *
  * @module
  */
-import type { Capability, CapabilityReport } from "../../ffi/libbpf/mod.ts";
+import type {
+  Capability,
+  CapabilityReport,
+  RingBufferStats,
+} from "../../ffi/libbpf/mod.ts";
 import type { HttpCaptureStats } from "../capture/http_capture.ts";
 import type { BeylaConfig } from "../config/schema.ts";
 import { VERSION } from "../version.ts";
@@ -89,6 +93,8 @@ export interface CaptureStatus {
     wait_errors: number;
   };
   discovery?: { rules: number; scans: number; last_scan_ms: number } | null;
+  /** The ring of stream-protocol chunks, as ring_buffer. */
+  stream_ring_buffer?: CaptureStatus["ring_buffer"];
   /** Stream connections (HTTP/2, PostgreSQL, MySQL, Redis) with a parser now. */
   stream_connections?: number;
   tls?: {
@@ -151,6 +157,15 @@ export function capabilitiesStatus(
   };
 }
 
+function ringStatus(ring: RingBufferStats): CaptureStatus["ring_buffer"] {
+  return {
+    records: ring.records,
+    batches: ring.batches,
+    handler_errors: ring.handlerErrors,
+    wait_errors: ring.waitErrors,
+  };
+}
+
 function captureStatus(stats: HttpCaptureStats): CaptureStatus {
   return {
     running: true,
@@ -160,12 +175,8 @@ function captureStatus(stats: HttpCaptureStats): CaptureStatus {
     exchanges: stats.exchanges,
     kernel: { ...stats.kernel },
     rejected: { ...stats.rejected },
-    ring_buffer: {
-      records: stats.ring.records,
-      batches: stats.ring.batches,
-      handler_errors: stats.ring.handlerErrors,
-      wait_errors: stats.ring.waitErrors,
-    },
+    ring_buffer: ringStatus(stats.ring),
+    stream_ring_buffer: ringStatus(stats.streamRing),
     stream_connections: stats.streamConnections,
     tls: {
       libraries: [...stats.tls.libraries],

@@ -145,6 +145,12 @@ Deno.test("capabilitiesStatus: the probe's features, missing lines and the captu
         wait_errors: 0,
       },
       discovery: { rules: 2, scans: 7, last_scan_ms: 1.3 },
+      stream_ring_buffer: {
+        records: 0,
+        batches: 0,
+        handler_errors: 0,
+        wait_errors: 0,
+      },
       stream_connections: 0,
       tls: {
         libraries: [],
