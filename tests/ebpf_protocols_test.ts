@@ -400,6 +400,40 @@ ebpfTest(
   },
 );
 
+ebpfTest(
+  "tls + http2: nginx over HTTPS with HTTP/2 (curl --http2): requests named through HPACK",
+  async () => {
+    await using upstream = await startTestHttpServer("python");
+    await using nginx = await startNginx(upstream.port, { accessLog: true });
+    await using c = await captureOf("nginx", nginx.port, {}, 3);
+    // Several requests on one connection: later ones use HPACK's dynamic table.
+    await curl(
+      "-k",
+      "--http2",
+      "-o",
+      "/dev/null",
+      "-o",
+      "/dev/null",
+      "-o",
+      "/dev/null",
+      "-o",
+      "/dev/null",
+      nginx.h2Url("/ok"),
+      nginx.h2Url("/ok"),
+      nginx.h2Url("/missing"),
+      nginx.h2Url("/fail"),
+    );
+    await settleHttp(c, 4);
+    assert.deepEqual(c.sink.httpCounts(), {
+      "server GET /fail 500": 1,
+      "server GET /missing 404": 1,
+      "server GET /ok 200": 2,
+    });
+    assert.equal(c.counters.get("ebpf.http2.connections"), 1);
+    assert.equal(c.counters.get("ebpf.http2.unnamed_requests"), 0);
+  },
+);
+
 async function settleHttp(c: Capture, n: number): Promise<void> {
   await settle(
     c,

@@ -152,9 +152,11 @@ export async function startNginx(
   TestHttpServer & {
     dir: string;
     accessLog(): Promise<Record<string, number>>;
-    /** The same locations over HTTPS (a self-signed certificate for 127.0.0.1). */
+    /** The same locations over HTTPS (a self-signed certificate for 127.0.0.1), HTTP/1.1 only. */
     tlsPort: number;
     tlsUrl(path: string): string;
+    /** The same locations over HTTPS with HTTP/2 offered (ALPN). */
+    h2Url(path: string): string;
   }
 > {
   const dir = await Deno.makeTempDir({ prefix: "coral-nginx-" });
@@ -162,6 +164,7 @@ export async function startNginx(
   await Deno.writeTextFile(`${dir}/static/file.txt`, "x".repeat(10_000));
   const port = freePort();
   const tlsPort = freePort();
+  const h2Port = freePort();
   const cert = await new Deno.Command("openssl", {
     args: [
       "req",
@@ -232,6 +235,11 @@ http {
     ssl_certificate ${dir}/cert.pem;
     ssl_certificate_key ${dir}/key.pem;${locations}
   }
+  server {
+    listen 127.0.0.1:${h2Port} ssl http2;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;${locations}
+  }
 }
 `,
   );
@@ -284,6 +292,7 @@ http {
     url: (path) => `http://127.0.0.1:${port}${path}`,
     tlsPort,
     tlsUrl: (path) => `https://127.0.0.1:${tlsPort}${path}`,
+    h2Url: (path) => `https://127.0.0.1:${h2Port}${path}`,
     close,
     [Symbol.asyncDispose]: close,
   };
