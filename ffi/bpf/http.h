@@ -33,7 +33,8 @@ struct http_endpoints {
 };                            /* 40 bytes */
 
 /*
- * One request/response pair: ring buffer "http_events".
+ * One request/response pair: ring buffer "http_events". Variable size: the
+ * record holds only the request_len bytes of request[] that are valid.
  *
  * Times are bpf_ktime_get_ns() (CLOCK_MONOTONIC):
  *   server: start = return of the read that brought the request's first
@@ -56,9 +57,9 @@ struct http_event {
 	__u8 response_len;    /* bytes valid in response[] */
 	__u16 request_len;    /* bytes valid in request[] */
 	__u32 pad;
-	__u8 request[HTTP_REQUEST_BYTES];   /* first bytes of the request */
 	__u8 response[HTTP_RESPONSE_BYTES]; /* first bytes of the response */
-};                            /* 632 bytes */
+	__u8 request[HTTP_REQUEST_BYTES];   /* first bytes of the request */
+};                            /* 632 bytes at most: a record ends after request_len bytes of request[] */
 
 /*
  * Protocols of a connection, decided by the kernel from the first bytes it

@@ -205,11 +205,12 @@ export class HttpCapture {
         BpfObject.openMem(await embeddedObject(HTTP.object), HTTP.object),
     );
     this.#object = object;
-    const ringBytes = ringBufferBytes(limits.ring_buffer_size);
-    if (ringBytes !== limits.ring_buffer_size) {
-      this.#log.info("ebpf: ring buffer size rounded up to a power of two", {
+    // Two rings share the configured size: HTTP/1 pairs and stream chunks.
+    const ringBytes = ringBufferBytes(limits.ring_buffer_size / 2);
+    if (ringBytes * 2 !== limits.ring_buffer_size) {
+      this.#log.info("ebpf: ring buffer sizes rounded up to a power of two", {
         configured: limits.ring_buffer_size,
-        bytes: ringBytes,
+        bytes_each: ringBytes,
       });
     }
     await step("configure", () => {
@@ -289,7 +290,7 @@ export class HttpCapture {
     this.#log.info("ebpf: http capture running", {
       programs: object.programs().length,
       max_traced_connections: limits.max_traced_connections,
-      ring_buffer_bytes: ringBytes,
+      ring_buffer_bytes_each: ringBytes,
       pids: this.#pids.size,
     });
   }

@@ -80,10 +80,28 @@ export const HTTP_EVENT = {
     response_len: { offset: 81, size: 1 },
     request_len: { offset: 82, size: 2 },
     pad: { offset: 84, size: 4 },
-    request: { offset: 88, size: HTTP_REQUEST_BYTES },
-    response: { offset: 600, size: HTTP_RESPONSE_BYTES },
+    response: { offset: 88, size: HTTP_RESPONSE_BYTES },
+    request: { offset: 120, size: HTTP_REQUEST_BYTES },
   },
 } as const;
+
+/**
+ * The shortest http_event record: the kernel sends only the request_len
+ * valid bytes of request[], the last field.
+ */
+export const HTTP_EVENT_MIN_SIZE = HTTP_EVENT.fields.request.offset;
+
+/** Valid request bytes of a record: request_len, within what the record holds. */
+export function recordRequestLength(view: DataView): number {
+  return Math.max(
+    0,
+    Math.min(
+      view.getUint16(HTTP_EVENT.fields.request_len.offset, true),
+      HTTP_REQUEST_BYTES,
+      view.byteLength - HTTP_EVENT.fields.request.offset,
+    ),
+  );
+}
 
 /** Why a record could not be decoded; also the last part of its counter name. */
 export class HttpEventError extends RangeError {
@@ -97,11 +115,11 @@ export function decodeHttpEvent(
   view: DataView,
   options: DecodeOptions = {},
 ): HttpEvent {
-  const { size, fields: f } = HTTP_EVENT;
-  if (view.byteLength < size) {
+  const f = HTTP_EVENT.fields;
+  if (view.byteLength < HTTP_EVENT_MIN_SIZE) {
     throw new HttpEventError(
       "short_record",
-      `http_event: ${view.byteLength} bytes, want ${size}`,
+      `http_event: ${view.byteLength} bytes, want at least ${HTTP_EVENT_MIN_SIZE}`,
     );
   }
   const sideCode = view.getUint8(f.side.offset);
@@ -111,11 +129,12 @@ export function decodeHttpEvent(
   const e = f.endpoints.offset;
   const ep = HTTP_ENDPOINTS.fields;
   const family = view.getUint16(e + ep.family.offset, true);
-  const bytes = new Uint8Array(view.buffer, view.byteOffset, size);
-  const requestLen = Math.min(
-    view.getUint16(f.request_len.offset, true),
-    HTTP_REQUEST_BYTES,
+  const bytes = new Uint8Array(
+    view.buffer,
+    view.byteOffset,
+    view.byteLength,
   );
+  const requestLen = recordRequestLength(view);
   const responseLen = Math.min(
     view.getUint8(f.response_len.offset),
     HTTP_RESPONSE_BYTES,

@@ -8,6 +8,7 @@ import {
   HTTP_COUNTER_MAX,
   HTTP_ENDPOINTS,
   HTTP_EVENT,
+  HTTP_EVENT_MIN_SIZE,
   HTTP_PID_BITS,
   HTTP_SIDE,
   HttpEventError,
@@ -79,9 +80,21 @@ Deno.test("http_event_layout: decodes a known http_event", () => {
   assert.equal(event.request[0], 0x47);
 });
 
+Deno.test("http_event_layout: a record holds only the valid request bytes", () => {
+  const bytes = knownRecord();
+  const request = "GET / HTTP/1.1\r\n\r\n";
+  const cut = bytes.slice(0, HTTP_EVENT_MIN_SIZE + request.length);
+  const event = decodeHttpEvent(new DataView(cut.buffer));
+  assert.equal(new TextDecoder().decode(event.request), request);
+  // request_len beyond the record's end is cut to what the record holds.
+  const short = bytes.slice(0, HTTP_EVENT_MIN_SIZE + 3);
+  assert.equal(decodeHttpEvent(new DataView(short.buffer)).request.length, 3);
+});
+
 Deno.test("http_event_layout: short records and unknown sides are typed errors", () => {
   assert.throws(
-    () => decodeHttpEvent(new DataView(new ArrayBuffer(HTTP_EVENT.size - 1))),
+    () =>
+      decodeHttpEvent(new DataView(new ArrayBuffer(HTTP_EVENT_MIN_SIZE - 1))),
     (e: unknown) => e instanceof HttpEventError && e.reason === "short_record",
   );
   const bytes = knownRecord();

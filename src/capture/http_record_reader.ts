@@ -23,9 +23,10 @@ import {
   formatAddress,
   HTTP_ENDPOINTS,
   HTTP_EVENT,
-  HTTP_REQUEST_BYTES,
+  HTTP_EVENT_MIN_SIZE,
   HTTP_RESPONSE_BYTES,
   HTTP_SIDE,
+  recordRequestLength,
 } from "./http_event_layout.ts";
 
 /** Why a record was not turned into an exchange (the last part of its counter name). */
@@ -95,7 +96,7 @@ export class HttpRecordReader {
 
   /** Decodes `view` (one ring-buffer record, read at once: it is reused). */
   read(view: DataView): HttpRecord | HttpRecordRejection {
-    if (view.byteLength < HTTP_EVENT.size) return "short_record";
+    if (view.byteLength < HTTP_EVENT_MIN_SIZE) return "short_record";
     const sideCode = view.getUint8(F.side.offset);
     if (sideCode !== HTTP_SIDE.server && sideCode !== HTTP_SIDE.client) {
       return "bad_side";
@@ -103,12 +104,9 @@ export class HttpRecordReader {
     const bytes = new Uint8Array(
       view.buffer,
       view.byteOffset,
-      HTTP_EVENT.size,
+      view.byteLength,
     );
-    const requestLen = Math.min(
-      view.getUint16(F.request_len.offset, true),
-      HTTP_REQUEST_BYTES,
-    );
+    const requestLen = recordRequestLength(view);
     const request = bytes.subarray(
       F.request.offset,
       F.request.offset + requestLen,

@@ -4,6 +4,7 @@ import {
   decodeHttpEvent,
   HTTP_ENDPOINTS,
   HTTP_EVENT,
+  HTTP_EVENT_MIN_SIZE,
   HTTP_SIDE,
 } from "./http_event_layout.ts";
 import { HttpRecordReader } from "./http_record_reader.ts";
@@ -188,4 +189,21 @@ Deno.test("http_record_reader: short records, bad sides, IPv6 peers", () => {
   );
   assert.ok(typeof v6 !== "string");
   assert.equal(v6.remoteAddress, "2001:db8::1");
+});
+
+Deno.test("http_record_reader: records as the kernel sends them, cut after the request's valid bytes", () => {
+  const reader = new HttpRecordReader();
+  const request = "GET /short HTTP/1.1\r\n\r\n";
+  const full = record({ request, response: "HTTP/1.1 204 No Content\r\n" });
+  const cut = new DataView(
+    full.buffer.slice(0, HTTP_EVENT_MIN_SIZE + request.length),
+  );
+  const got = reader.read(cut);
+  assert.ok(typeof got !== "string");
+  assert.equal(got.path, "/short");
+  assert.equal(got.statusCode, 204);
+  assert.equal(
+    reader.read(new DataView(full.buffer.slice(0, HTTP_EVENT_MIN_SIZE - 1))),
+    "short_record",
+  );
 });
