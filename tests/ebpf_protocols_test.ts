@@ -369,6 +369,37 @@ ebpfTest(
 );
 
 ebpfTest(
+  "grpc: a connection opened before the capture is picked up mid-stream, never with invented names",
+  async () => {
+    await using server = await startGrpcServer();
+    const client = echoClient(server.port);
+    try {
+      // Before the capture: the connection, its preface and HPACK tables.
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await unaryCall(client, "Unary"), null);
+      }
+      await using c = await captureOf("echo", server.port);
+      for (let i = 0; i < 5; i++) {
+        assert.equal(await unaryCall(client, "Unary"), null);
+      }
+      await settle(c, 5, grpcTotal);
+      // grpc-js (through Deno's node:http2) sends :path as a literal, so the
+      // method is decoded; grpc-status comes from the dynamic table it built
+      // before the capture, so it is not: stored as -2, not as an error.
+      assert.deepEqual(c.sink.grpcCounts(), {
+        "server coral.test.Echo/Unary -2": 5,
+      });
+      assert.equal(c.counters.get("ebpf.grpc.status_undecoded"), 5);
+      assert.equal(c.counters.get("ebpf.http2.unnamed_requests"), 0);
+      assert.ok(c.sink.spans.every((span) => span.statusCode !== 2));
+      assert.equal(c.counters.get("ebpf.stream.side_from_listening_ports"), 1);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+ebpfTest(
   "tls: nginx over HTTPS with curl and wrk: the same counts as over plain HTTP",
   async () => {
     await using upstream = await startTestHttpServer("python");
@@ -433,6 +464,56 @@ ebpfTest(
     assert.equal(c.counters.get("ebpf.http2.unnamed_requests"), 0);
   },
 );
+
+/** The Echo server (tests/support/grpc_test_server.ts) in its own process. */
+async function startGrpcServer(): Promise<AsyncDisposable & { port: number }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./support/grpc_test_server.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const port = Number((await reader.read()).value?.trim());
+  reader.releaseLock();
+  const stop = async () => {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  };
+  if (!(port > 0)) {
+    await stop();
+    throw new Error("the grpc server did not say its port");
+  }
+  return { port, [Symbol.asyncDispose]: stop };
+}
+
+function echoClient(port: number): grpc.Client {
+  const Client = grpc.makeGenericClientConstructor(ECHO_SERVICE, "Echo");
+  return new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+}
+
+function unaryCall(
+  client: grpc.Client,
+  name: string,
+  body = Buffer.from("hi"),
+): Promise<grpc.ServiceError | null> {
+  const method =
+    (client as unknown as Record<string, (...a: unknown[]) => void>)[
+      name
+    ]!;
+  return new Promise((resolve) => {
+    method.call(
+      client,
+      body,
+      new grpc.Metadata(),
+      (error: grpc.ServiceError | null) => resolve(error),
+    );
+  });
+}
 
 async function settleHttp(c: Capture, n: number): Promise<void> {
   await settle(

@@ -427,6 +427,11 @@ static __always_inline __u32 be32(const __u8 *b)
 	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
 }
 
+static __always_inline __u32 be24(const __u8 *b)
+{
+	return (__u32)b[0] << 16 | (__u32)b[1] << 8 | b[2];
+}
+
 static __always_inline __u32 le24(const __u8 *b)
 {
 	return (__u32)b[0] | (__u32)b[1] << 8 | (__u32)b[2] << 16;
@@ -437,7 +442,8 @@ static __always_inline __u32 le24(const __u8 *b)
  * the `moved`), or L7_UNKNOWN; `side` gets the traced process's side. Only
  * openings that rarely occur by chance count: the HTTP/2 preface, a Redis
  * command array, a PostgreSQL startup / SSL request / whole simple query, a
- * MySQL server greeting or a whole MySQL query packet.
+ * MySQL server greeting or a whole MySQL query packet, an HTTP/2 HEADERS
+ * frame on a client stream (a connection older than the capture).
  */
 static __always_inline __u8 classify_stream(const __u8 *b, __u64 seen, __u64 moved,
 					    bool inbound, __u8 *side)
@@ -469,6 +475,15 @@ static __always_inline __u8 classify_stream(const __u8 *b, __u64 seen, __u64 mov
 	} else if (le24(b) + 4 == moved && b[3] == 0 &&
 		   (b[4] == 0x03 || b[4] == 0x16 || b[4] == 0x17)) {
 		protocol = L7_MYSQL; /* COM_QUERY, COM_STMT_PREPARE, COM_STMT_EXECUTE */
+	} else if (seen >= 9 && b[3] == 1 && (b[4] & ~0x2d) == 0 && (b[5] & 0x80) == 0 &&
+		   (b[8] & 1) == 1 && be24(b) > 0 && be24(b) <= 16384 && be24(b) + 9 <= moved) {
+		/*
+		 * An HTTP/2 HEADERS frame on a client stream: a connection that was
+		 * open before the capture (no preface seen). Either end sends those,
+		 * so the side is left to user space (STREAM_SIDE_UNKNOWN).
+		 */
+		*side = 0;
+		return L7_HTTP2;
 	}
 	if (protocol != L7_UNKNOWN)
 		*side = from_client == inbound ? HTTP_SIDE_SERVER : HTTP_SIDE_CLIENT;
@@ -549,9 +564,12 @@ static __always_inline void emit_stream(const struct http_conn *conn, const stru
 	scratch->header.size = moved > 0xffffffff ? 0xffffffff : moved;
 	scratch->header.len = copied;
 	/* A server reads what the client sent; a client reads what the server sent. */
-	scratch->header.sender = inbound == (conn->stream_side == HTTP_SIDE_SERVER)
-					 ? STREAM_SENDER_CLIENT
-					 : STREAM_SENDER_SERVER;
+	if (conn->stream_side == 0)
+		scratch->header.sender = inbound ? STREAM_SENDER_PEER : STREAM_SENDER_SELF;
+	else
+		scratch->header.sender = inbound == (conn->stream_side == HTTP_SIDE_SERVER)
+						 ? STREAM_SENDER_CLIENT
+						 : STREAM_SENDER_SERVER;
 	if (copied < moved)
 		count(HTTP_COUNTER_STREAM_TRUNCATED);
 	if (copied > STREAM_DATA_BYTES)

@@ -86,10 +86,16 @@ enum stream_event_kind {
 	STREAM_CLOSE = 2, /* the connection was closed: no data */
 };
 
-/* Who sent a chunk's bytes: the client of the connection or its server. */
+/*
+ * Who sent a chunk's bytes: the client of the connection or its server; on
+ * a connection whose side the kernel could not tell (side 0), the traced
+ * process itself or its peer, and user space decides.
+ */
 enum stream_sender {
 	STREAM_SENDER_CLIENT = 1,
 	STREAM_SENDER_SERVER = 2,
+	STREAM_SENDER_SELF = 3,
+	STREAM_SENDER_PEER = 4,
 };
 
 /*
@@ -105,7 +111,7 @@ struct stream_event {
 	__u16 len;         /* bytes of data that follow */
 	__u8 kind;         /* enum stream_event_kind */
 	__u8 protocol;     /* enum l7_protocol */
-	__u8 side;         /* enum http_side: the traced process's side */
+	__u8 side;         /* enum http_side: the traced process's side; 0: unknown */
 	__u8 sender;       /* enum stream_sender */
 	__u8 tls;          /* 1: plaintext from an SSL_read/SSL_write uprobe */
 	__u8 pad[5];

@@ -35,7 +35,7 @@ export interface GrpcCall {
   side: CallSide;
   /** "package.Service/Method" (the :path without its leading "/"); "" when unknown. */
   method: string;
-  /** gRPC status (0 OK); -1 when no grpc-status was seen (stream reset, cut). */
+  /** gRPC status (0 OK); GRPC_NO_STATUS (-1) when none was sent (stream reset, cut); GRPC_STATUS_UNDECODED (-2) when it could not be decoded. */
   statusCode: number;
   /** Start as Unix microseconds. */
   startTimeUs: number;
@@ -89,6 +89,17 @@ const CALLS_COUNTER = {
 const MAX_METHOD_CACHE = 10_000;
 const NS_PER_MS = 1e6;
 const NO_STATUS_MESSAGE = "no grpc-status (stream reset or connection cut)";
+const UNDECODED_MESSAGE =
+  "grpc-status sent but not decoded (connection older than the capture)";
+
+/** A call without any grpc-status (stream reset, connection cut): stored as UNKNOWN, an error. */
+export const GRPC_NO_STATUS = -1;
+/**
+ * A call whose trailers came but could not be decoded (HPACK state of a
+ * connection older than the capture): stored as -2, not an error, since
+ * nothing says it failed.
+ */
+export const GRPC_STATUS_UNDECODED = -2;
 
 /**
  * OTel: a server span is an error for UNKNOWN, DEADLINE_EXCEEDED,
@@ -96,6 +107,7 @@ const NO_STATUS_MESSAGE = "no grpc-status (stream reset or connection cut)";
  * code but OK. A call without a status (-1) is an error on both sides.
  */
 export function isGrpcError(side: CallSide, statusCode: number): boolean {
+  if (statusCode === GRPC_STATUS_UNDECODED) return false;
   if (statusCode < 0) return true;
   return side === "client" ? statusCode !== 0 : SERVER_ERRORS.has(statusCode);
 }
@@ -136,7 +148,9 @@ export class GrpcWindows {
   /** Counts one call in the open window and makes its span (unless sampled out). */
   add(call: GrpcCall): void {
     this.#counters.add(CALLS_COUNTER[call.side]);
-    const status = call.statusCode < 0 ? GRPC_UNKNOWN : call.statusCode;
+    const status = call.statusCode === GRPC_NO_STATUS
+      ? GRPC_UNKNOWN
+      : call.statusCode;
     this.#addToSeries(call, status);
     this.#addSpan(call, status);
   }
@@ -264,7 +278,11 @@ export class GrpcWindows {
       startTimeUs: c.startTimeUs,
       durationUs: Math.floor(c.durationNs / 1000),
       statusCode: error ? 2 : 0,
-      statusMessage: c.statusCode < 0 ? NO_STATUS_MESSAGE : "",
+      statusMessage: c.statusCode === GRPC_NO_STATUS
+        ? NO_STATUS_MESSAGE
+        : c.statusCode === GRPC_STATUS_UNDECODED
+        ? UNDECODED_MESSAGE
+        : "",
       attributes,
       resourceAttributes: spans.resource(c.serviceName, c.pid),
       processPid: c.pid,

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { beylaSchema } from "../config/schema.ts";
 import { Counters } from "../model/counters.ts";
-import { type GrpcCall, GrpcWindows, isGrpcError } from "./grpc_windows.ts";
+import {
+  GRPC_STATUS_UNDECODED,
+  type GrpcCall,
+  GrpcWindows,
+  isGrpcError,
+} from "./grpc_windows.ts";
 
 function call(over: Partial<GrpcCall> = {}): GrpcCall {
   return {
@@ -216,6 +221,27 @@ Deno.test("grpc_windows: unnamed methods, methods without a service, no status",
   assert.deepEqual(
     windows.closeWindow().map((r) => [r.side, r.method, r.statusCode]),
     [["server", "", 2], ["server", "Ping", 0], ["client", "a.b.C/D", 2]],
+  );
+});
+
+Deno.test("grpc_windows: a status that was sent but not decoded is kept as -2, not an error", () => {
+  const windows = new GrpcWindows({
+    beyla: beylaSchema.parse({}),
+    counters: new Counters(),
+  });
+  windows.add(call({ statusCode: GRPC_STATUS_UNDECODED }));
+  windows.add(call({ statusCode: GRPC_STATUS_UNDECODED, side: "client" }));
+  assert.equal(isGrpcError("server", GRPC_STATUS_UNDECODED), false);
+  assert.equal(isGrpcError("client", GRPC_STATUS_UNDECODED), false);
+  const spans = windows.takeSpans();
+  assert.deepEqual(spans.map((s) => s.statusCode), [0, 0]);
+  assert.equal(
+    spans[0]?.statusMessage,
+    "grpc-status sent but not decoded (connection older than the capture)",
+  );
+  assert.deepEqual(
+    windows.closeWindow().map((r) => [r.side, r.statusCode]),
+    [["server", -2], ["client", -2]],
   );
 });
 

@@ -260,6 +260,8 @@ Deno.test({
     assert.deepEqual(enumValues("stream_sender"), {
       STREAM_SENDER_CLIENT: STREAM_SENDER.client,
       STREAM_SENDER_SERVER: STREAM_SENDER.server,
+      STREAM_SENDER_SELF: STREAM_SENDER.self,
+      STREAM_SENDER_PEER: STREAM_SENDER.peer,
     });
     assert.deepEqual(enumValues("http_side"), {
       HTTP_SIDE_SERVER: HTTP_SIDE.server,

@@ -15,6 +15,8 @@ import type {
   StreamParser,
   StreamParserStats,
 } from "../decode/stream.ts";
+import type { StreamSender } from "../decode/stream.ts";
+import { parseProcNetTcp } from "./discovery.ts";
 import type { StreamEvent } from "./stream_event_layout.ts";
 import {
   STREAM_PROTOCOLS,
@@ -40,6 +42,38 @@ export interface StreamConnectionsOptions {
   serviceOf(pid: number): string | undefined;
   /** Parsers kept at once; default beyla.limits.max_traced_connections. */
   maxConnections?: number;
+  /**
+   * Whether a local port is one this host listens on: tells the side of a
+   * connection the kernel found mid-stream. Default: /proc/net/tcp{,6}.
+   */
+  isListeningPort?: (port: number) => boolean;
+}
+
+/** How long a read of the listening ports is reused. */
+const LISTENING_PORTS_TTL_MS = 1000;
+
+/** Ports in LISTEN state on this host, from /proc/net/tcp and tcp6 (re-read after a second). */
+export function listeningPortsOfHost(
+  procRoot = "/proc",
+): (port: number) => boolean {
+  let ports = new Set<number>();
+  let readAt = -Infinity;
+  return (port) => {
+    const now = performance.now();
+    if (now - readAt > LISTENING_PORTS_TTL_MS) {
+      ports = new Set();
+      for (const file of ["net/tcp", "net/tcp6"]) {
+        try {
+          const text = Deno.readTextFileSync(`${procRoot}/${file}`);
+          for (const s of parseProcNetTcp(text)) ports.add(s.port);
+        } catch {
+          // no IPv6, or no proc: nothing listens there
+        }
+      }
+      readAt = now;
+    }
+    return ports.has(port);
+  };
 }
 
 export class StreamConnections {
@@ -47,12 +81,14 @@ export class StreamConnections {
   readonly #counters: Counters;
   readonly #max: number;
   readonly #open = new Map<number, OpenConnection>();
+  readonly #isListening: (port: number) => boolean;
 
   constructor(options: StreamConnectionsOptions) {
     this.#options = options;
     this.#counters = options.counters;
     this.#max = options.maxConnections ??
       options.beyla.limits.max_traced_connections;
+    this.#isListening = options.isListeningPort ?? listeningPortsOfHost();
   }
 
   /** Connections with a parser. */
@@ -70,7 +106,7 @@ export class StreamConnections {
     const open = this.#open.get(event.connId) ?? this.#openConnection(event);
     if (open === undefined) return;
     const exchanges = open.parser.push({
-      sender: event.sender,
+      sender: senderOf(event.sender, open.conn.side),
       timeNs: event.timeNs,
       bytes: event.data,
       size: event.size,
@@ -111,7 +147,7 @@ export class StreamConnections {
       conn: {
         serviceName,
         pid: event.pid,
-        side: event.side,
+        side: event.side ?? this.#sideOf(event.localPort),
         localPort: event.localPort,
         remoteAddress: event.remoteAddress,
         remotePort: event.remotePort,
@@ -121,6 +157,12 @@ export class StreamConnections {
     this.#open.set(event.connId, open);
     this.#counters.add(`ebpf.${protocol.name}.connections`);
     return open;
+  }
+
+  /** A connection found mid-stream: the server's local port is a listening one. */
+  #sideOf(localPort: number): "server" | "client" {
+    this.#counters.add("ebpf.stream.side_from_listening_ports");
+    return this.#isListening(localPort) ? "server" : "client";
   }
 
   #close(connId: number, open: OpenConnection): void {
@@ -136,4 +178,14 @@ export class StreamConnections {
       open.synced[key] = stats[key];
     }
   }
+}
+
+/** The sender of a chunk, as a parser wants it: client or server. */
+function senderOf(
+  sender: StreamEvent["sender"],
+  side: "server" | "client",
+): StreamSender {
+  if (sender === "self") return side;
+  if (sender === "peer") return side === "server" ? "client" : "server";
+  return sender;
 }

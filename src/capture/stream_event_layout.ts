@@ -26,8 +26,14 @@ export type L7ProtocolName = keyof typeof L7_PROTOCOL;
 
 /** enum stream_event_kind. */
 export const STREAM_EVENT_KIND = { data: 1, close: 2 } as const;
-/** enum stream_sender. */
-export const STREAM_SENDER = { client: 1, server: 2 } as const;
+/** enum stream_sender: self/peer where the kernel could not tell the side. */
+export const STREAM_SENDER = {
+  client: 1,
+  server: 2,
+  self: 3,
+  peer: 4,
+} as const;
+export type StreamSenderName = keyof typeof STREAM_SENDER;
 /** STREAM_DATA_BYTES: the most data one stream_event carries. */
 export const STREAM_DATA_BYTES = 4096;
 
@@ -64,9 +70,10 @@ export interface StreamEvent {
   fd: number;
   kind: "data" | "close";
   protocol: L7ProtocolName;
-  /** The traced process's side of the connection. */
-  side: CallSide;
-  sender: "client" | "server";
+  /** The traced process's side of the connection; undefined when the kernel could not tell. */
+  side: CallSide | undefined;
+  /** Who sent `data`; "self"/"peer" (the traced process or the other end) when the side is unknown. */
+  sender: StreamSenderName;
   /** Plaintext from the SSL uprobes. */
   tls: boolean;
   /** Bytes the call moved; `data` holds the first of them. */
@@ -83,7 +90,14 @@ export type StreamEventRejection =
   | "short_record"
   | "bad_kind"
   | "bad_protocol"
-  | "bad_side";
+  | "bad_side"
+  | "bad_sender";
+
+const SENDER_NAMES = new Map<number, StreamSenderName>(
+  Object.entries(STREAM_SENDER).map((
+    [name, id],
+  ) => [id, name as StreamSenderName]),
+);
 
 const F = STREAM_EVENT.fields;
 const EP = F.endpoints.offset;
@@ -104,9 +118,14 @@ export function decodeStreamEvent(
   const protocol = PROTOCOL_NAMES.get(view.getUint8(F.protocol.offset));
   if (protocol === undefined) return "bad_protocol";
   const sideCode = view.getUint8(F.side.offset);
-  if (sideCode !== HTTP_SIDE.server && sideCode !== HTTP_SIDE.client) {
+  if (
+    sideCode !== 0 && sideCode !== HTTP_SIDE.server &&
+    sideCode !== HTTP_SIDE.client
+  ) {
     return "bad_side";
   }
+  const sender = SENDER_NAMES.get(view.getUint8(F.sender.offset));
+  if (sender === undefined) return "bad_sender";
   const len = Math.min(
     view.getUint16(F.len.offset, true),
     view.byteLength - STREAM_EVENT.size,
@@ -120,10 +139,12 @@ export function decodeStreamEvent(
     fd: view.getInt32(F.fd.offset, true),
     kind: kindCode === STREAM_EVENT_KIND.data ? "data" : "close",
     protocol,
-    side: sideCode === HTTP_SIDE.server ? "server" : "client",
-    sender: view.getUint8(F.sender.offset) === STREAM_SENDER.client
-      ? "client"
-      : "server",
+    side: sideCode === 0
+      ? undefined
+      : sideCode === HTTP_SIDE.server
+      ? "server"
+      : "client",
+    sender,
     tls: view.getUint8(F.tls.offset) !== 0,
     size: view.getUint32(F.size.offset, true),
     data: bytes.slice(STREAM_EVENT.size, STREAM_EVENT.size + len),

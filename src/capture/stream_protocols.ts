@@ -19,7 +19,11 @@ import {
 } from "../decode/postgres.ts";
 import { createRedisParser, type RedisExchange } from "../decode/redis.ts";
 import type { StreamExchange, StreamParser } from "../decode/stream.ts";
-import type { GrpcWindows } from "./grpc_windows.ts";
+import {
+  GRPC_NO_STATUS,
+  GRPC_STATUS_UNDECODED,
+  type GrpcWindows,
+} from "./grpc_windows.ts";
 import type { HttpWindows } from "./http_windows.ts";
 import type { SqlTextCache } from "./sql_text_cache.ts";
 import type { SqlWindows } from "./sql_windows.ts";
@@ -145,10 +149,26 @@ const redis: StreamProtocol = {
   },
 };
 
-/** gRPC by its content type, or by a grpc-status when the headers were not decoded. */
+/**
+ * gRPC by its content type; when that was not decoded (a connection older
+ * than the capture), by a grpc-status or by trailers, which gRPC always
+ * sends and plain HTTP/2 hardly ever.
+ */
 function isGrpc(x: Http2Exchange): boolean {
-  return x.contentType?.startsWith("application/grpc") === true ||
-    (x.contentType === undefined && x.grpcStatus !== undefined);
+  if (x.contentType !== undefined) {
+    return x.contentType.startsWith("application/grpc");
+  }
+  return x.grpcStatus !== undefined || x.endedWithHeaders === true;
+}
+
+/** The status of a gRPC call, or why there is none. */
+function grpcStatus(x: Http2Exchange, counters: Counters): number {
+  if (x.grpcStatus !== undefined) return x.grpcStatus;
+  if (x.endedWithHeaders && x.responseUndecoded) {
+    counters.add("ebpf.grpc.status_undecoded");
+    return GRPC_STATUS_UNDECODED;
+  }
+  return GRPC_NO_STATUS;
 }
 
 const http2: StreamProtocol = {
@@ -168,7 +188,7 @@ const http2: StreamProtocol = {
         ...conn,
         ...timing(x, sinks),
         method: path.startsWith("/") ? path.slice(1) : path,
-        statusCode: x.grpcStatus ?? -1,
+        statusCode: grpcStatus(x, sinks.counters),
         requestBytes: x.requestBytes,
         responseBytes: x.responseBytes,
         traceparent,

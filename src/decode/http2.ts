@@ -62,6 +62,10 @@ export interface Http2Exchange extends StreamExchange {
    * or bad) and `:method` or `:path` is not among what was decoded for sure.
    */
   unnamed: boolean;
+  /** The server ended the stream with a HEADERS block (trailers, as gRPC always does). */
+  endedWithHeaders?: boolean;
+  /** Some response header field could not be decoded (unknown HPACK table entries). */
+  responseUndecoded?: boolean;
   /** RST_STREAM error code when the stream was reset, else undefined. */
   resetCode?: number;
 }
@@ -200,6 +204,8 @@ interface Stream {
   status?: number;
   grpcStatus?: number;
   grpcMessage?: string;
+  endedWithHeaders?: boolean;
+  responseUndecoded?: boolean;
 }
 
 /**
@@ -633,6 +639,10 @@ class Http2ConnectionParser implements Http2Parser {
         stream.endNs = side.blockNs;
       }
       readResponseHeaders(stream, result.headers);
+      if (side.blockEndStream) stream.endedWithHeaders = true;
+      if (result.unknown > 0 || result.error !== undefined) {
+        stream.responseUndecoded = true;
+      }
     }
     if (side.blockEndStream) {
       this.#serverEnd(side.blockStream, stream, side.blockNs);
@@ -712,6 +722,8 @@ class Http2ConnectionParser implements Http2Parser {
     if (stream.grpcMessage !== undefined) x.grpcMessage = stream.grpcMessage;
     if (stream.traceparent !== undefined) x.traceparent = stream.traceparent;
     if (resetCode !== undefined) x.resetCode = resetCode;
+    if (stream.endedWithHeaders) x.endedWithHeaders = true;
+    if (stream.responseUndecoded) x.responseUndecoded = true;
     this.stats.exchanges++;
     if (stream.unnamed) this.stats.unnamed++;
     this.#out.push(x);

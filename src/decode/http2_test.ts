@@ -38,13 +38,23 @@ function load(name: string): StreamChunk[] {
   return chunks;
 }
 
+/**
+ * Feeds every chunk to a new parser. The trailer flags (endedWithHeaders,
+ * responseUndecoded) are left out of the exchanges here: the test
+ * "trailers are flagged" checks them on their own.
+ */
 function run(
   chunks: StreamChunk[],
   options?: Http2ParserOptions,
 ): { exchanges: Http2Exchange[]; stats: Http2ParserStats } {
   const parser = createHttp2Parser(options);
   const exchanges: Http2Exchange[] = [];
-  for (const chunk of chunks) exchanges.push(...parser.push(chunk));
+  for (const chunk of chunks) {
+    for (const x of parser.push(chunk)) {
+      const { endedWithHeaders: _e, responseUndecoded: _u, ...rest } = x;
+      exchanges.push(rest);
+    }
+  }
   return { exchanges, stats: { ...parser.stats } };
 }
 
@@ -827,3 +837,19 @@ function requestFrame(
     ],
   );
 }
+
+Deno.test("http2: trailers are flagged, and so are response headers that could not be decoded", () => {
+  const parser = createHttp2Parser();
+  const grpc = load("http2_grpc_js.txt").flatMap((c) => parser.push(c));
+  assert.ok(grpc.length > 0);
+  // gRPC always ends a stream with trailers; every field was decoded.
+  assert.deepEqual(
+    grpc.map((x) => [x.endedWithHeaders, x.responseUndecoded]),
+    grpc.map(() => [true, undefined]),
+  );
+  // h2c GETs end with DATA, not trailers.
+  const h2c = createHttp2Parser();
+  const plain = load("http2_h2c_node.txt").flatMap((c) => h2c.push(c));
+  assert.ok(plain.length > 0);
+  assert.ok(plain.every((x) => x.endedWithHeaders === undefined));
+});
