@@ -9,6 +9,7 @@ import { describeConfig, retentionMs } from "./config/load.ts";
 import { Counters } from "./model/counters.ts";
 import type { Logger } from "./log.ts";
 import { DuckDbStore } from "./store/store.ts";
+import { TeeSink } from "./model/tee_sink.ts";
 import { OtlpPipeline } from "./receive/otlp/pipeline.ts";
 import { OtlpHttpReceiver } from "./receive/otlp/http_receiver.ts";
 import { OtlpGrpcReceiver } from "./receive/otlp/grpc_receiver.ts";
@@ -67,6 +68,8 @@ export class Agent {
     });
     this.#components.push(store);
     store.startRetention(retentionMs(config));
+    // What receivers and the capture write: the store, then its followers.
+    const sink = new TeeSink(store, counters);
     log.info("storage open", {
       path: config.storage.path,
       session_id: store.sessionId,
@@ -76,7 +79,7 @@ export class Agent {
       const handler = new OtlpPipeline({
         beyla: config.beyla,
         counters,
-        sink: store,
+        sink,
       });
       const common = {
         maxBodyBytes: config.otlp.max_body_bytes,
@@ -105,8 +108,9 @@ export class Agent {
     const capture: CaptureState = {};
     if (!config.beyla.enabled) {
       capture.reason = "beyla.enabled is false";
-    } else if (!config.beyla.protocols.http.enabled) {
-      capture.reason = "beyla.protocols.http.enabled is false";
+    } else if (!anyCaptureProtocol(config.beyla)) {
+      capture.reason =
+        "beyla.protocols: http, grpc, sql and redis are all disabled";
     } else if (!report.canLoad) {
       capture.reason = "eBPF is not available here, see missing";
       log.warn(
@@ -116,7 +120,7 @@ export class Agent {
     } else {
       const http = await HttpCapture.start({
         beyla: config.beyla,
-        sink: store,
+        sink,
         counters,
         log,
       });
@@ -166,4 +170,10 @@ export class Agent {
     })();
     return this.#stopping;
   }
+}
+
+/** Whether the eBPF capture has anything to do. */
+function anyCaptureProtocol(beyla: AgentConfig["beyla"]): boolean {
+  const p = beyla.protocols;
+  return p.http.enabled || p.grpc.enabled || p.sql.enabled || p.redis.enabled;
 }
