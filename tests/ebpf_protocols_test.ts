@@ -147,6 +147,9 @@ ebpfTest(
       "server redis SET": 321,
     });
     assert.equal(c.counters.get("ebpf.redis.parser.resyncs"), 0);
+    // Every client has gone: each connection's close record freed its parser.
+    assert.deepEqual(c.counters.snapshot("ebpf.stream.rejected"), {});
+    assert.equal(c.capture.stats.streamConnections, 0);
     const spans = c.sink.spans.filter((s) => s.name === "LPUSH");
     assert.equal(spans.length, 1);
     assert.equal(spans[0]!.statusCode, 2);

@@ -124,7 +124,11 @@ export function decodeStreamEvent(
   ) {
     return "bad_side";
   }
-  const sender = SENDER_NAMES.get(view.getUint8(F.sender.offset));
+  const closing = kindCode === STREAM_EVENT_KIND.close;
+  // A close record carries no data, so no sender.
+  const sender = closing
+    ? "client"
+    : SENDER_NAMES.get(view.getUint8(F.sender.offset));
   if (sender === undefined) return "bad_sender";
   const len = Math.min(
     view.getUint16(F.len.offset, true),

@@ -8,9 +8,15 @@
  *   capture: throughput ratio, agent CPU per 1,000 requests, lost events at a
  *   paced 20,000 requests/s, peak RSS. Needs root, nginx, wrk and eBPF: when
  *   one is missing it says which and exits 1 before measuring anything.
+ * - Protocols (protocols_bench.ts): Redis under redis-benchmark, PostgreSQL
+ *   under pgbench and a grpc-js server under unary calls, each without and
+ *   with the agent capturing the server: throughput ratio, agent CPU per
+ *   1,000 calls, calls recorded against calls made and kernel drops. Needs
+ *   root, eBPF, redis-server, redis-benchmark, PostgreSQL and pgbench, the
+ *   same way.
  *
- * Options: --only otlp|ebpf (default both, OTLP first), --seconds N (per
- * load phase or wrk run, default 10), --concurrency N (OTLP requests in
+ * Options: --only otlp|ebpf|protocols (default all three, in that order),
+ * --seconds N (per load phase, wrk or benchmark client run, default 10), --concurrency N (OTLP requests in
  * flight, 10, the OpenTelemetry Collector exporter's default number of
  * sending consumers), --connections N (wrk connections at full speed, 20),
  * --rate N (requests/s of the paced eBPF runs, 20000).
@@ -18,6 +24,7 @@
 import { parseArgs } from "node:util";
 import { ebpfBench, ebpfUnavailable } from "./ebpf_bench.ts";
 import { otlpBench } from "./otlp_bench.ts";
+import { protocolsBench, protocolsUnavailable } from "./protocols_bench.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -43,30 +50,36 @@ const concurrency = number("concurrency");
 const connections = number("connections");
 const rate = number("rate");
 const only = values.only;
-if (only !== undefined && only !== "otlp" && only !== "ebpf") {
-  problems.push(`--only: expected otlp or ebpf, got "${only}"`);
+const PARTS = ["otlp", "ebpf", "protocols"];
+if (only !== undefined && !PARTS.includes(only)) {
+  problems.push(`--only: expected ${PARTS.join(", ")}, got "${only}"`);
 }
 if (problems.length > 0) {
   console.error(`bench: ${problems.join("\n       ")}`);
   Deno.exit(2);
 }
 
-const runOtlp = only !== "ebpf";
-const runEbpf = only !== "otlp";
-if (runEbpf) {
-  const missing = ebpfUnavailable();
-  if (missing.length > 0) {
-    console.error(
-      `bench: cannot run the eBPF part (--only otlp runs the OTLP part alone):\n  ${
-        missing.join("\n  ")
-      }`,
-    );
-    Deno.exit(1);
-  }
-}
+const runOtlp = only === undefined || only === "otlp";
+const runEbpf = only === undefined || only === "ebpf";
+const runProtocols = only === undefined || only === "protocols";
+const unavailable = (part: string, missing: string[]) => {
+  if (missing.length === 0) return;
+  console.error(
+    `bench: cannot run the ${part} part (--only otlp runs the OTLP part alone):\n  ${
+      missing.join("\n  ")
+    }`,
+  );
+  Deno.exit(1);
+};
+if (runEbpf) unavailable("eBPF", ebpfUnavailable());
+if (runProtocols) unavailable("protocols", protocolsUnavailable());
 
 if (runOtlp) console.log(await otlpBench({ seconds, concurrency }));
 if (runEbpf) {
   console.log(await ebpfBench({ seconds, connections, rate }));
+  console.log();
+}
+if (runProtocols) {
+  console.log(await protocolsBench({ seconds }));
   console.log();
 }
