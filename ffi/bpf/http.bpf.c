@@ -1126,10 +1126,23 @@ int coral_http_process_fork(struct trace_event_raw_sched_process_fork *ctx)
 {
 	__u32 parent = bpf_get_current_pid_tgid() >> 32;
 	__u32 child = ctx->child_pid;
+	struct stream_event event = {};
 
 	if (!traced(parent) || traced(child))
 		return 0;
 	set_traced(child, true);
 	count(HTTP_COUNTER_FORKS_FOLLOWED);
+	/*
+	 * Tell user space who the child belongs to before any of its chunks
+	 * (records of one ring are read in the order they were reserved): a
+	 * short-lived child may be gone from /proc by the time they are read.
+	 */
+	event.kind = STREAM_FORK;
+	event.pid = child;
+	event.conn_id = parent;
+	if (bpf_ringbuf_output(&stream_events, &event, sizeof(event), 0))
+		count(HTTP_COUNTER_STREAM_DROPPED);
+	else
+		count(HTTP_COUNTER_STREAM_EVENTS);
 	return 0;
 }

@@ -84,6 +84,7 @@ enum l7_protocol {
 enum stream_event_kind {
 	STREAM_DATA = 1,  /* bytes one call moved */
 	STREAM_CLOSE = 2, /* the connection was closed: no data */
+	STREAM_FORK = 3,  /* a traced process forked: pid is the child, conn_id its parent */
 };
 
 /*

@@ -52,7 +52,7 @@ import { ServiceOfProcess } from "./process_tree.ts";
 import { SqlTextCache } from "./sql_text_cache.ts";
 import { SqlWindows } from "./sql_windows.ts";
 import { StreamConnections } from "./stream_connections.ts";
-import { decodeStreamEvent } from "./stream_event_layout.ts";
+import { StreamEventReader } from "./stream_event_layout.ts";
 
 /** The logger methods the capture uses. */
 export type CaptureLog = Pick<Logger, "debug" | "info" | "warn" | "error">;
@@ -112,7 +112,7 @@ const BATCH_LIMIT = 1024;
  * wake-ups (each costs a thread hand-off), larger batches; records wait at
  * most this much longer, far below a window.
  */
-const COALESCE_MS = 10;
+const COALESCE_MS = 50;
 /** Spans go to the sink when this many wait, without waiting for the timer. */
 const SPAN_BATCH = 4096;
 
@@ -134,6 +134,7 @@ export class HttpCapture {
   readonly #services: ServiceOfProcess;
   readonly #pids = new Map<number, string>();
   readonly #records = new HttpRecordReader();
+  readonly #streamRecords = new StreamEventReader();
   /** PIDs removed during this window: their last records still get a name. */
   #retired = new Map<number, string>();
   readonly #rejected: Record<string, number> = {};
@@ -445,9 +446,13 @@ export class HttpCapture {
   }
 
   #onStreamRecord(view: DataView): void {
-    const event = decodeStreamEvent(view);
+    const event = this.#streamRecords.read(view);
     if (typeof event === "string") {
       this.#counters.add(`ebpf.stream.rejected.${event}`);
+      return;
+    }
+    if (event.kind === "fork") {
+      this.#services.adopt(event.pid, event.connId);
       return;
     }
     this.#streams.onEvent(event);

@@ -256,6 +256,7 @@ Deno.test({
     assert.deepEqual(enumValues("stream_event_kind"), {
       STREAM_DATA: STREAM_EVENT_KIND.data,
       STREAM_CLOSE: STREAM_EVENT_KIND.close,
+      STREAM_FORK: STREAM_EVENT_KIND.fork,
     });
     assert.deepEqual(enumValues("stream_sender"), {
       STREAM_SENDER_CLIENT: STREAM_SENDER.client,

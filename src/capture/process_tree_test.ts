@@ -40,3 +40,17 @@ Deno.test("process_tree: a child is named after its nearest traced ancestor", as
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("process_tree: fork records name children that are already gone from /proc", () => {
+  const services = new ServiceOfProcess({
+    known: (pid) => pid === 100 ? "db" : undefined,
+    procRoot: "/nonexistent",
+  });
+  assert.equal(services.get(300), undefined);
+  services.adopt(200, 100); // postmaster's child
+  services.adopt(300, 200); // and its child
+  assert.equal(services.get(300), "db");
+  assert.equal(services.get(200), "db");
+  services.adopt(400, 999);
+  assert.equal(services.get(400), undefined);
+});

@@ -25,7 +25,7 @@ export const L7_PROTOCOL = {
 export type L7ProtocolName = keyof typeof L7_PROTOCOL;
 
 /** enum stream_event_kind. */
-export const STREAM_EVENT_KIND = { data: 1, close: 2 } as const;
+export const STREAM_EVENT_KIND = { data: 1, close: 2, fork: 3 } as const;
 /** enum stream_sender: self/peer where the kernel could not tell the side. */
 export const STREAM_SENDER = {
   client: 1,
@@ -68,7 +68,8 @@ export interface StreamEvent {
   timeNs: bigint;
   pid: number;
   fd: number;
-  kind: "data" | "close";
+  /** "fork": a traced process forked; `pid` is the child, `connId` its parent. */
+  kind: "data" | "close" | "fork";
   protocol: L7ProtocolName;
   /** The traced process's side of the connection; undefined when the kernel could not tell. */
   side: CallSide | undefined;
@@ -99,22 +100,77 @@ const SENDER_NAMES = new Map<number, StreamSenderName>(
   ) => [id, name as StreamSenderName]),
 );
 
+const KIND_NAMES = new Map<number, StreamEvent["kind"]>(
+  Object.entries(STREAM_EVENT_KIND).map((
+    [name, id],
+  ) => [id, name as StreamEvent["kind"]]),
+);
+
 const F = STREAM_EVENT.fields;
+const FORMAT = { address: formatAddress };
 const EP = F.endpoints.offset;
 const EPF = HTTP_ENDPOINTS.fields;
 const TWO_32 = 2 ** 32;
 
+/** Bytes per slab of {@linkcode StreamEventReader}: data copies are carved from it. */
+const SLAB_BYTES = 1 << 20;
+/** Interned IPv4 peers kept before the table starts over. */
+const MAX_ADDRESSES = 10_000;
+
+/**
+ * Reads "stream_events" records. The data is copied out of the ring (the
+ * parsers may keep it) into views of large shared slabs, not into an
+ * ArrayBuffer of its own per record (each of those is a native allocation);
+ * IPv4 peers are interned. One reader per capture.
+ */
+export class StreamEventReader {
+  #slab = new ArrayBuffer(SLAB_BYTES);
+  #offset = 0;
+  readonly #ipv4 = new Map<number, string>();
+
+  /** Decodes one record (little-endian); read it at once: the view is reused. */
+  read(view: DataView): StreamEvent | StreamEventRejection {
+    return decodeStreamEvent(view, this);
+  }
+
+  /** A copy of `bytes` that lives as long as the caller keeps it. */
+  copy(bytes: Uint8Array): Uint8Array {
+    const n = bytes.length;
+    if (n > SLAB_BYTES / 4) return bytes.slice();
+    if (this.#offset + n > SLAB_BYTES) {
+      this.#slab = new ArrayBuffer(SLAB_BYTES); // the old one lives while views of it do
+      this.#offset = 0;
+    }
+    const out = new Uint8Array(this.#slab, this.#offset, n);
+    out.set(bytes);
+    this.#offset += (n + 7) & ~7;
+    return out;
+  }
+
+  /** The peer address as text, interned for IPv4. */
+  address(family: number, raw: Uint8Array): string {
+    if (family !== 2) return formatAddress(family, raw);
+    const key =
+      ((raw[0]! << 24) | (raw[1]! << 16) | (raw[2]! << 8) | raw[3]!) >>> 0;
+    let text = this.#ipv4.get(key);
+    if (text === undefined) {
+      text = formatAddress(family, raw);
+      if (this.#ipv4.size >= MAX_ADDRESSES) this.#ipv4.clear();
+      this.#ipv4.set(key, text);
+    }
+    return text;
+  }
+}
+
 /** Decodes one "stream_events" record (little-endian). */
 export function decodeStreamEvent(
   view: DataView,
+  reader?: StreamEventReader,
 ): StreamEvent | StreamEventRejection {
   if (view.byteLength < STREAM_EVENT.size) return "short_record";
   const kindCode = view.getUint8(F.kind.offset);
-  if (
-    kindCode !== STREAM_EVENT_KIND.data && kindCode !== STREAM_EVENT_KIND.close
-  ) {
-    return "bad_kind";
-  }
+  const kind = KIND_NAMES.get(kindCode);
+  if (kind === undefined) return "bad_kind";
   const protocol = PROTOCOL_NAMES.get(view.getUint8(F.protocol.offset));
   if (protocol === undefined) return "bad_protocol";
   const sideCode = view.getUint8(F.side.offset);
@@ -124,9 +180,8 @@ export function decodeStreamEvent(
   ) {
     return "bad_side";
   }
-  const closing = kindCode === STREAM_EVENT_KIND.close;
-  // A close record carries no data, so no sender.
-  const sender = closing
+  // Close and fork records carry no data, so no sender.
+  const sender = kind !== "data"
     ? "client"
     : SENDER_NAMES.get(view.getUint8(F.sender.offset));
   if (sender === undefined) return "bad_sender";
@@ -141,7 +196,7 @@ export function decodeStreamEvent(
     timeNs: view.getBigUint64(F.time_ns.offset, true),
     pid: view.getUint32(F.pid.offset, true),
     fd: view.getInt32(F.fd.offset, true),
-    kind: kindCode === STREAM_EVENT_KIND.data ? "data" : "close",
+    kind,
     protocol,
     side: sideCode === 0
       ? undefined
@@ -151,9 +206,13 @@ export function decodeStreamEvent(
     sender,
     tls: view.getUint8(F.tls.offset) !== 0,
     size: view.getUint32(F.size.offset, true),
-    data: bytes.slice(STREAM_EVENT.size, STREAM_EVENT.size + len),
+    data: reader === undefined
+      ? bytes.slice(STREAM_EVENT.size, STREAM_EVENT.size + len)
+      : reader.copy(
+        bytes.subarray(STREAM_EVENT.size, STREAM_EVENT.size + len),
+      ),
     localPort: view.getUint16(EP + EPF.local_port.offset, true),
-    remoteAddress: formatAddress(
+    remoteAddress: (reader ?? FORMAT).address(
       view.getUint16(EP + EPF.family.offset, true),
       bytes.subarray(
         EP + EPF.remote_addr.offset,
