@@ -7,10 +7,11 @@ cd "$(dirname "$0")"
 
 DENO_VERSION=2.9.6
 APT_PACKAGES=(curl ca-certificates clang-16 llvm-16 bpftool libbpf-dev libelf-dev zlib1g-dev python3 nginx wrk
-  openssl postgresql postgresql-contrib mariadb-server mariadb-client redis-server redis-tools)
+  openssl postgresql postgresql-contrib mariadb-server mariadb-client redis-server redis-tools prometheus)
 # Started by their packages on install; the tests run private instances
-# (tests/support/db_servers.ts), so these only hold ports and memory.
-DISTRO_SERVICES=(postgresql mariadb redis-server)
+# (tests/support/db_servers.ts, tests/prometheus_test.ts), so these only hold
+# ports and memory (prometheus-node-exporter comes as a recommendation).
+DISTRO_SERVICES=(postgresql mariadb redis-server prometheus prometheus-node-exporter)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -10,10 +10,18 @@ import { Counters } from "./model/counters.ts";
 import type { Logger } from "./log.ts";
 import { DuckDbStore } from "./store/store.ts";
 import { TeeSink } from "./model/tee_sink.ts";
+import { OtlpExporter } from "./forward/otlp_export.ts";
 import { OtlpPipeline } from "./receive/otlp/pipeline.ts";
 import { OtlpHttpReceiver } from "./receive/otlp/http_receiver.ts";
 import { OtlpGrpcReceiver } from "./receive/otlp/grpc_receiver.ts";
 import { QueryApiServer } from "./serve/query_api.ts";
+import { PrometheusExposition } from "./serve/prometheus.ts";
+import {
+  AgentService,
+  QUERY_EBPF_METRICS_PATH,
+} from "./serve/agent_service.ts";
+import { ColonyForwarder } from "./forward/colony_forwarder.ts";
+import { parseDuration } from "./config/duration.ts";
 import { HttpCapture } from "./capture/http_capture.ts";
 import { type CapabilityReport, probeCapabilities } from "../ffi/libbpf/mod.ts";
 import type { CaptureState } from "./serve/capabilities.ts";
@@ -67,13 +75,56 @@ export class Agent {
       counters,
     });
     this.#components.push(store);
+    // The forwarder's acks hold unforwarded rows past retention: load them
+    // before retention first runs.
+    let forwarder: ColonyForwarder | undefined;
+    const forward = config.forward;
+    if (forward.colony_url !== undefined) {
+      forwarder = new ColonyForwarder({
+        store,
+        counters,
+        agentId: config.agent.id,
+        colonyUrl: forward.colony_url,
+        token: forward.token,
+        intervalMs: parseDuration(forward.interval),
+        batchSize: forward.batch_size,
+        timeoutMs: parseDuration(forward.timeout),
+      });
+      await forwarder.load();
+      const held = forwarder;
+      store.setRetentionHold({
+        keepAbove: () => held.keepAbove(),
+        maxHeldBytes: forward.max_unforwarded_bytes,
+      });
+    }
     store.startRetention(retentionMs(config));
     // What receivers and the capture write: the store, then its followers.
     const sink = new TeeSink(store, counters);
+    // GET /metrics: cumulative RED histograms of every committed batch.
+    const prometheus = new PrometheusExposition({ counters });
+    sink.follow(prometheus);
     log.info("storage open", {
       path: config.storage.path,
       session_id: store.sessionId,
     });
+    const otlpExport = config.export.otlp;
+    if (otlpExport.endpoint !== undefined) {
+      const exporter = new OtlpExporter({
+        endpoint: otlpExport.endpoint,
+        headers: otlpExport.headers,
+        intervalMs: parseDuration(otlpExport.interval),
+        timeoutMs: parseDuration(otlpExport.timeout),
+        maxQueue: otlpExport.max_queue,
+        counters,
+        log,
+      });
+      exporter.start();
+      sink.follow(exporter);
+      // Stops after the receivers and the capture (its final flush sends
+      // their last batches), before the store.
+      this.#components.unshift(exporter);
+      log.info("OTLP export on", { endpoint: otlpExport.endpoint });
+    }
 
     if (config.otlp.enabled) {
       const handler = new OtlpPipeline({
@@ -131,6 +182,7 @@ export class Agent {
     }
 
     const startedAt = Date.now();
+    const agentService = new AgentService(store, counters);
     const api = new QueryApiServer(
       config.agent.api_listen,
       new StoreQueryBackend(store, {
@@ -143,11 +195,23 @@ export class Agent {
           beyla: config.beyla,
           capabilities: report,
           capture,
+          forward: forwarder && (() => forwarder.status()),
         },
       }),
+      {
+        metrics: prometheus,
+        rpc: {
+          [QUERY_EBPF_METRICS_PATH]: (request) => agentService.handle(request),
+        },
+      },
     );
     await api.start();
     this.#components.unshift(api);
+    if (forwarder !== undefined) {
+      await forwarder.start();
+      // Stops before the store closes.
+      this.#components.unshift(forwarder);
+    }
     this.receivers.query_api = { listen: api.address };
     log.info("agent running", {
       id: config.agent.id,

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadConfigFile } from "../src/config/load.ts";
+import {
+  loadColonyConfigFile,
+  looksLikeColonyConfig,
+} from "../src/colony/config.ts";
 
 const EXAMPLES = new URL("../examples/", import.meta.url);
 
@@ -14,7 +18,13 @@ Deno.test("every examples/*.yaml is a valid config", async (t) => {
   for (const name of names) {
     await t.step(name, async () => {
       // Throws a ConfigError listing every problem if the file is invalid.
-      await loadConfigFile(fileURLToPath(new URL(name, EXAMPLES)));
+      // Colony configs (a `colony:` section) load with the colony schema.
+      const path = fileURLToPath(new URL(name, EXAMPLES));
+      if (looksLikeColonyConfig(await Deno.readTextFile(path))) {
+        await loadColonyConfigFile(path);
+      } else {
+        await loadConfigFile(path);
+      }
     });
   }
 });

@@ -204,8 +204,11 @@ Deno.test("beylaCapabilities() encodes as BeylaCapabilities and decodes to the s
   assert.deepEqual(cases[0], {
     enabled: true,
     version: `coral-agent/${VERSION}`,
-    supported_protocols: ["http"],
-    supported_runtimes: ["any (syscall level, plaintext only)"],
+    supported_protocols: ["http", "grpc", "sql", "redis"],
+    supported_runtimes: [
+      "any (syscall level, plaintext)",
+      "TLS through a shared OpenSSL libssl",
+    ],
     tracing_enabled: true,
   });
   for (const capabilities of cases) {

@@ -19,6 +19,7 @@ export class AgentClient implements QueryBackend {
   red(query: RedQuery): Promise<RedAnswer> {
     return this.#get<RedAnswer>(`/api/v1/query/${query.kind}`, {
       service: query.service,
+      agent: query.agent,
       since_ms: query.sinceMs,
       route: query.route,
       side: query.side,
@@ -28,6 +29,7 @@ export class AgentClient implements QueryBackend {
   traces(query: TraceQuery): Promise<TraceAnswer> {
     return this.#get<TraceAnswer>("/api/v1/query/traces", {
       service: query.service,
+      agent: query.agent,
       trace_id: query.traceId,
       since_ms: query.sinceMs,
       min_duration_ms: query.minDurationMs,

@@ -11,6 +11,9 @@ import { AgentClient } from "./agent_client.ts";
 import { openDatabaseBackend } from "../serve/store_backend.ts";
 import { validateCommand } from "./validate.ts";
 import { runAgentCommand } from "./run.ts";
+import { runColonyCommand } from "../colony/colony.ts";
+import { loadColonyConfigFile } from "../colony/config.ts";
+import { Logger } from "../log.ts";
 import { renderRedTable } from "./red_output.ts";
 import { renderTraceTree } from "./trace_tree.ts";
 import { renderStatus } from "./status_output.ts";
@@ -31,6 +34,7 @@ const DEFAULT_AGENT = "http://127.0.0.1:9001";
 
 const SOURCE_OPTIONS = {
   agent: { type: "string" },
+  colony: { type: "string" },
   config: { type: "string" },
   db: { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -52,6 +56,8 @@ export async function runCli(argv: string[]): Promise<number> {
       return 0;
     case "run":
       return await runCommand(rest);
+    case "colony":
+      return await colonyCommand(rest);
     case "validate":
       return await validate(rest);
     case "query":
@@ -96,6 +102,32 @@ async function runCommand(args: string[]): Promise<number> {
   return await runAgentCommand(config, values.config);
 }
 
+/** `coral-agent colony --config FILE`: the colony (src/colony/). */
+async function colonyCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    config: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    return printHelp(
+      "coral-agent colony --config FILE\n\nRuns a colony: agents push to it (PushBatch), it pulls from agents (QueryEbpfMetrics), and it answers `query ... --colony URL`.",
+    );
+  }
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  }
+  if (!values.config) throw new UsageError("colony needs --config FILE");
+  let config;
+  try {
+    config = await loadColonyConfigFile(values.config);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    return 2;
+  }
+  return await runColonyCommand(config, new Logger());
+}
+
 async function validate(args: string[]): Promise<number> {
   const { values } = parse(args, {
     config: { type: "string" },
@@ -116,6 +148,7 @@ async function query(args: string[]): Promise<number> {
     "trace-id": { type: "string" },
     "min-duration-ms": { type: "string" },
     limit: { type: "string" },
+    "agent-id": { type: "string" },
   });
   if (values.help) return printHelp(QUERY_HELP);
   const [kind, service, extra] = positionals;
@@ -141,6 +174,7 @@ async function query(args: string[]): Promise<number> {
       ]);
       const answer = await backend.traces({
         service,
+        agent: values["agent-id"],
         traceId: values["trace-id"],
         sinceMs,
         minDurationMs: values["min-duration-ms"] === undefined
@@ -163,6 +197,7 @@ async function query(args: string[]): Promise<number> {
     const answer = await backend.red({
       kind: kind as RedKind,
       service,
+      agent: values["agent-id"],
       sinceMs,
       route: values.route,
       side,
@@ -205,12 +240,25 @@ async function status(args: string[]): Promise<number> {
 /** `--agent URL`, else `--config FILE`'s api_listen, else `--db FILE`. */
 async function openBackend(values: {
   agent?: string;
+  colony?: string;
   config?: string;
   db?: string;
 }): Promise<QueryBackend> {
-  const given = [values.agent, values.config, values.db].filter((v) => v);
+  const given = [values.agent, values.colony, values.config, values.db]
+    .filter((v) => v);
   if (given.length > 1) {
-    throw new UsageError("give only one of --agent, --config and --db");
+    throw new UsageError(
+      "give only one of --agent, --colony, --config and --db",
+    );
+  }
+  if (values.colony) {
+    try {
+      new URL(values.colony);
+    } catch {
+      throw new UsageError(`--colony: not a URL: "${values.colony}"`);
+    }
+    // The colony serves the agent's query API on its listener.
+    return new AgentClient(values.colony);
   }
   if (values.db) return await openDatabaseBackend(values.db);
   if (values.agent) {

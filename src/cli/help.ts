@@ -6,6 +6,7 @@ Usage:
   coral-agent --config FILE                run the agent (same as "run")
   coral-agent run --config FILE            run the agent
   coral-agent validate --config FILE       check a configuration file
+  coral-agent colony --config FILE         run a colony (many agents, one place to ask)
   coral-agent query http|grpc|sql [SERVICE] [options]
   coral-agent query traces [SERVICE] [options]
   coral-agent status [options]
@@ -18,6 +19,7 @@ Exit codes: 0 success, 1 failure (agent unreachable, storage error),
 
 const SOURCE_OPTIONS = `Where the data comes from (first that is given):
   --agent URL        a running agent's query API, e.g. http://127.0.0.1:9001
+  --colony URL       a colony: answers across agents (AGENT column)
   --config FILE      the agent configured by FILE (its agent.api_listen)
   --db FILE          a stopped agent's DuckDB file, read directly
   (none)             the agent at http://127.0.0.1:9001`;
@@ -38,6 +40,7 @@ Options:
   --trace-id ID          traces: only this trace
   --min-duration-ms N    traces: only traces with a span at least this long
   --limit N              traces: at most N traces (default 20)
+  --agent-id ID          with --colony: only this agent's data
 
 ${SOURCE_OPTIONS}`;
 
@@ -57,4 +60,6 @@ SIGINT or SIGTERM, flushing what it accepted.`;
 export const VALIDATE_HELP = `Usage: coral-agent validate --config FILE
 
 Checks FILE without running: prints "FILE: valid" and a summary, or one
-line per problem with its key path (exit code 2).`;
+line per problem with its key path (exit code 2). A colony config (a
+top-level colony:, agents:, pull: or require_registration: key) is checked
+as one.`;

@@ -41,7 +41,9 @@ const BREAKDOWN: Record<RedKind, { header: string; key: string }> = {
 
 export function renderRedTable(answer: RedAnswer): string {
   const breakdown = BREAKDOWN[answer.kind];
+  const byAgent = answer.rows.some((row) => row.agent !== undefined);
   const columns: Column<RedRow>[] = [
+    ...(byAgent ? [{ header: "AGENT", value: text("agent") }] : []),
     ...KEY_COLUMNS[answer.kind],
     right("REQUESTS", num("requests")),
     right("REQ/S", num("rps", 2)),

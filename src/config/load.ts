@@ -66,6 +66,20 @@ export async function loadConfigFile(path: string): Promise<AgentConfig> {
  * @throws ConfigError listing every problem.
  */
 export function loadConfigText(text: string, source: string): AgentConfig {
+  return parseConfigText(configSchema, text, source);
+}
+
+/**
+ * Validates config text against `schema` (the agent's or the colony's,
+ * `colony_schema.ts`), every problem reported as `loadConfigText` does.
+ *
+ * @throws ConfigError listing every problem.
+ */
+export function parseConfigText<S extends z.ZodObject<z.ZodRawShape>>(
+  schema: S,
+  text: string,
+  source: string,
+): z.infer<S> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -88,7 +102,7 @@ export function loadConfigText(text: string, source: string): AgentConfig {
   }
   data ??= {};
   if (kindOf(data) !== "mapping") {
-    const sections = Object.keys(configSchema.shape).join(", ");
+    const sections = Object.keys(schema.shape).join(", ");
     throw new ConfigError(source, [
       `top level: expected a mapping of sections (${sections}), got ${
         kindOf(data)
@@ -96,10 +110,10 @@ export function loadConfigText(text: string, source: string): AgentConfig {
     ]);
   }
   data = emptyToUndefined(data);
-  const result = configSchema.safeParse(data);
+  const result = schema.safeParse(data);
   if (result.success) return result.data;
   const problems = result.error.issues.flatMap((issue) =>
-    describeIssue(issue, data).map((p) => ({
+    describeIssue(issue, data, schema).map((p) => ({
       ...p,
       offset: sourceOffset(doc, p.path),
     }))
@@ -158,7 +172,9 @@ export function describeConfig(config: AgentConfig): string {
  * `beyla.discovery.services[].open_port`; mappings of free-form keys
  * (`beyla.attributes`) are one key.
  */
-export function configKeys(): string[] {
+export function configKeys(
+  root: z.ZodTypeAny = configSchema,
+): string[] {
   const walk = (schema: z.ZodTypeAny, path: string): string[] => {
     let inner = unwrap(schema);
     if (
@@ -173,13 +189,17 @@ export function configKeys(): string[] {
       [key, child],
     ) => walk(child, path === "" ? key : `${path}.${key}`));
   };
-  return walk(configSchema, "");
+  return walk(root, "");
 }
 
 type Path = (string | number)[];
 type Problem = { path: Path; line: string };
 
-function describeIssue(issue: z.ZodIssue, data: unknown): Problem[] {
+function describeIssue(
+  issue: z.ZodIssue,
+  data: unknown,
+  schema: z.ZodTypeAny = configSchema,
+): Problem[] {
   const found = valueAt(data, issue.path);
   const ours = issue.message.startsWith("expected ")
     ? issue.message
@@ -191,7 +211,7 @@ function describeIssue(issue: z.ZodIssue, data: unknown): Problem[] {
   switch (issue.code) {
     case "unrecognized_keys":
       return issue.keys.map((key) => {
-        const near = nearest(key, keysAt(issue.path));
+        const near = nearest(key, keysAt(issue.path, schema));
         const hint = near === undefined ? "" : ` (did you mean "${near}"?)`;
         return at([...issue.path, key], `unknown key${hint}`);
       });
@@ -296,8 +316,8 @@ function unwrap(schema: z.ZodTypeAny): z.ZodTypeAny {
 }
 
 /** The known keys of the mapping at `path` in the schema. */
-function keysAt(path: PropertyKey[]): string[] {
-  let schema: z.ZodTypeAny | undefined = configSchema;
+function keysAt(path: PropertyKey[], root: z.ZodTypeAny): string[] {
+  let schema: z.ZodTypeAny | undefined = root;
   for (const part of path) {
     const inner = unwrap(schema);
     if (inner instanceof z.ZodObject) schema = inner.shape[part as string];

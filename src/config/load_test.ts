@@ -35,6 +35,21 @@ const DEFAULTS: AgentConfig = {
     sampling: { rate: 1 },
     limits: { max_traced_connections: 10000, ring_buffer_size: 16777216 },
   },
+  forward: {
+    interval: "5s",
+    batch_size: 5000,
+    max_unforwarded_bytes: 1024 * 1024 * 1024,
+    timeout: "30s",
+  },
+  export: {
+    otlp: {
+      protocol: "http/protobuf",
+      headers: {},
+      interval: "10s",
+      timeout: "10s",
+      max_queue: 100_000,
+    },
+  },
 };
 
 /** The problems loading `file` reports; fails if it loads. */
@@ -103,6 +118,8 @@ Deno.test("a full config loads with every value as written", async () => {
       storage_retention_hours: 48,
       otlp_endpoint: "localhost:4318",
     },
+    forward: DEFAULTS.forward,
+    export: DEFAULTS.export,
   });
 });
 
@@ -201,10 +218,10 @@ Deno.test("YAML syntax errors name the file, line and column", async () => {
 
 Deno.test("the top level must be a mapping", async () => {
   assert.deepEqual(await problemsOf(testdata("top_level_list.yaml")), [
-    "top level: expected a mapping of sections (agent, storage, otlp, beyla), got list",
+    "top level: expected a mapping of sections (agent, storage, otlp, beyla, forward, export), got list",
   ]);
   assert.deepEqual(problemsOfText("just text\n"), [
-    "top level: expected a mapping of sections (agent, storage, otlp, beyla), got string",
+    "top level: expected a mapping of sections (agent, storage, otlp, beyla, forward, export), got string",
   ]);
 });
 

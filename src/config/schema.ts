@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { parseDuration } from "./duration.ts";
 
 /** "host:port": a host name, IPv4 address or [IPv6] address, and a port 1-65535. */
-const listenAddress = z.string().superRefine((text, ctx) => {
+export const listenAddress = z.string().superRefine((text, ctx) => {
   const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})$/.exec(
     text,
   );
@@ -31,23 +31,24 @@ const listenAddress = z.string().superRefine((text, ctx) => {
 const DURATION_HINT = 'expected a duration such as "30s", "15m", "1h" or "2d"';
 
 /** A duration such as "90s", "15m", "1h", "7d" (also "1h30m"); see `duration.ts`. */
-const duration = z.string({ invalid_type_error: DURATION_HINT }).superRefine(
-  (text, ctx) => {
-    let ms: number;
-    try {
-      ms = parseDuration(text);
-    } catch {
-      ctx.addIssue({ code: "custom", message: DURATION_HINT });
-      return;
-    }
-    if (ms === 0) {
-      ctx.addIssue({
-        code: "custom",
-        message: "expected a duration longer than 0",
-      });
-    }
-  },
-);
+export const duration = z.string({ invalid_type_error: DURATION_HINT })
+  .superRefine(
+    (text, ctx) => {
+      let ms: number;
+      try {
+        ms = parseDuration(text);
+      } catch {
+        ctx.addIssue({ code: "custom", message: DURATION_HINT });
+        return;
+      }
+      if (ms === 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: "expected a duration longer than 0",
+        });
+      }
+    },
+  );
 
 function isPort(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && n <= 65535;
@@ -65,8 +66,8 @@ function isPortSpec(text: string): boolean {
 const PORT_HINT =
   'expected a port from 1 to 65535, a list "80,443" or a range "8000-8999"';
 
-const nonEmpty = z.string().min(1, "expected a non-empty string");
-const positiveInt = z.number().int().positive(
+export const nonEmpty = z.string().min(1, "expected a non-empty string");
+export const positiveInt = z.number().int().positive(
   "expected a whole number greater than 0",
 );
 
@@ -153,6 +154,41 @@ export const configSchema = z.object({
     bearer_token: nonEmpty.optional(),
   }).strict().default({}),
   beyla: beylaSchema.default({}),
+  forward: z.object({
+    colony_url: z.string().url(
+      'expected a URL such as "http://colony.example:9100"',
+    ).refine(
+      (u) => /^https?:\/\//i.test(u),
+      "expected an http:// or https:// URL",
+    ).optional(),
+    token: nonEmpty.optional(),
+    interval: duration.default("5s"),
+    batch_size: positiveInt.max(
+      100_000,
+      "expected at most 100000 rows per batch",
+    ).default(5000),
+    max_unforwarded_bytes: positiveInt.default(1024 * 1024 * 1024),
+    timeout: duration.default("30s"),
+  }).strict().default({}),
+  export: z.object({
+    otlp: z.object({
+      endpoint: z.string().url(
+        'expected a URL such as "http://collector:4318"',
+      ).refine(
+        (u) => /^https?:\/\//i.test(u),
+        "expected an http:// or https:// URL",
+      ).optional(),
+      protocol: z.enum(["http/protobuf"], {
+        errorMap: () => ({
+          message: 'expected "http/protobuf" (the only protocol for now)',
+        }),
+      }).default("http/protobuf"),
+      headers: z.record(z.string(), z.string()).default({}),
+      interval: duration.default("10s"),
+      timeout: duration.default("10s"),
+      max_queue: positiveInt.default(100_000),
+    }).strict().default({}),
+  }).strict().default({}),
 }).strict();
 
 export type AgentConfig = z.infer<typeof configSchema>;

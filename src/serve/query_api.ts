@@ -4,10 +4,15 @@
  *
  *   GET /api/v1/query/http|grpc|sql?service=&since_ms=&route=&side=
  *   GET /api/v1/query/traces?service=&trace_id=&since_ms=&min_duration_ms=&limit=
+ *   (any query also takes agent=ID: only that agent's rows)
  *   GET /api/v1/status
  *   GET /healthz
+ *   GET /metrics   (Prometheus text format, when given `metrics`)
+ *   POST /coral.agent.v1.AgentService/QueryEbpfMetrics (Connect, when given
+ *     in `rpc`; see agent_service.ts)
  */
 import type { QueryBackend, RedKind } from "./query_backend.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import { boundAddress, serveOn } from "./listen.ts";
 
 const RED_KINDS = new Set<string>(["http", "grpc", "sql"]);
@@ -22,6 +27,12 @@ export class QueryApiServer {
   constructor(
     private readonly listen: string,
     private readonly backend: QueryBackend,
+    /** Serves `GET /metrics` (e.g. a `PrometheusExposition`). */
+    private readonly options: {
+      metrics?: { render(): string };
+      /** POST handlers by path (Connect RPCs, e.g. QueryEbpfMetrics). */
+      rpc?: Record<string, (request: Request) => Promise<Response>>;
+    } = {},
   ) {}
 
   get address(): string {
@@ -32,7 +43,7 @@ export class QueryApiServer {
     this.#server = serveOn(
       this.listen,
       "the query API",
-      (request) => this.#handle(request),
+      (request) => this.handle(request),
     );
     return Promise.resolve();
   }
@@ -43,14 +54,25 @@ export class QueryApiServer {
     await server?.shutdown();
   }
 
-  async #handle(request: Request): Promise<Response> {
+  /**
+   * Answers one request (the colony mounts this beside its RPCs on one
+   * listener). `agent=ID` narrows any query to one agent.
+   */
+  async handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const params = url.searchParams;
     try {
+      const rpc = this.options.rpc?.[url.pathname];
+      if (rpc !== undefined) return await rpc(request);
       if (request.method !== "GET") {
         return json({ error: `${request.method} not allowed` }, 405);
       }
       if (url.pathname === "/healthz") return json({ ok: true });
+      if (url.pathname === "/metrics" && this.options.metrics) {
+        return new Response(this.options.metrics.render(), {
+          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+        });
+      }
       if (url.pathname === "/api/v1/status") {
         return json(await this.backend.status());
       }
@@ -59,6 +81,7 @@ export class QueryApiServer {
         return json(
           await this.backend.traces({
             service: params.get("service") ?? undefined,
+            agent: params.get("agent") ?? undefined,
             traceId: params.get("trace_id") ?? undefined,
             sinceMs: numberParam(params, "since_ms", 3_600_000),
             minDurationMs: params.has("min_duration_ms")
@@ -79,6 +102,7 @@ export class QueryApiServer {
           await this.backend.red({
             kind: match[1] as RedKind,
             service: params.get("service") ?? undefined,
+            agent: params.get("agent") ?? undefined,
             sinceMs: numberParam(params, "since_ms", 3_600_000),
             route: params.get("route") ?? undefined,
             side,

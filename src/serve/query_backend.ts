@@ -15,6 +15,8 @@ export type RedKind = "http" | "grpc" | "sql";
 export interface RedQuery {
   kind: RedKind;
   service?: string;
+  /** Only this agent's rows (`agent_id`). */
+  agent?: string;
   /** Length of the window ending now, in ms. */
   sinceMs: number;
   route?: string;
@@ -34,6 +36,8 @@ export interface RedAnswer {
 
 export interface TraceQuery {
   service?: string;
+  /** Only spans of this agent (`agent_id`). */
+  agent?: string;
   traceId?: string;
   sinceMs: number;
   minDurationMs?: number;
@@ -46,8 +50,8 @@ export interface TraceAnswer {
 
 export interface StatusReport {
   version: string;
-  /** "agent" when a running agent answered, "database" for `--db`. */
-  source: "agent" | "database";
+  /** "agent" when a running agent answered, "database" for `--db`, "colony" for a colony. */
+  source: "agent" | "database" | "colony";
   agent_id?: string;
   uptime_s?: number;
   config?: string[];
@@ -58,6 +62,8 @@ export interface StatusReport {
   beyla_capabilities?: BeylaCapabilities;
   counters: Record<string, number>;
   storage: Record<string, unknown>;
+  /** The colony forwarder: colony, acked seq_ids, pending rows, last error, next retry. */
+  forward?: unknown;
   /** The running agent's memory in bytes (rss, heap_total, heap_used, external). */
   memory?: Record<string, number>;
 }

@@ -38,6 +38,8 @@ export interface LiveState {
   /** The probe taken at start. */
   capabilities: CapabilityReport;
   capture: CaptureState;
+  /** The colony forwarder's state, when `forward.colony_url` is set. */
+  forward?: () => Promise<unknown>;
 }
 
 const RED_QUERIES = { http: queryHttp, grpc: queryGrpc, sql: querySql };
@@ -56,6 +58,7 @@ export class StoreQueryBackend implements QueryBackend {
         sinceMs: nowMs - query.sinceMs,
         nowMs,
         route: query.route,
+        agent: query.agent,
         // Database calls are client calls: SQL is filtered by side only when
         // asked for the other side explicitly.
         side: query.kind === "sql" && query.side === "server"
@@ -74,6 +77,7 @@ export class StoreQueryBackend implements QueryBackend {
   async traces(query: TraceQuery): Promise<TraceAnswer> {
     const traces = await queryTraces(this.store.connection, {
       service: query.service,
+      agent: query.agent,
       traceId: query.traceId,
       sinceMs: Date.now() - query.sinceMs,
       minDurationMs: query.minDurationMs,
@@ -111,6 +115,7 @@ export class StoreQueryBackend implements QueryBackend {
       ),
       counters: live.counters.snapshot(),
       storage: { ...storage, pending_rows: this.store.pendingRows },
+      ...(live.forward ? { forward: await live.forward() } : {}),
       memory: memoryReport(),
     };
   }

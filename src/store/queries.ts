@@ -47,10 +47,16 @@ export interface RedFilter {
    * only when given (database calls are usually client-side).
    */
   side?: Side;
+  /** Only rows of this agent (`agent_id`, exact match). */
+  agent?: string;
+  /** One row per agent and series, each with an `agent` field (the colony). */
+  byAgent?: boolean;
 }
 
 /** Fields every RED row has. Percentiles are null without requests. */
 export interface RedStats {
+  /** The agent of the row (the colony's answers only). */
+  agent?: string;
   requests: number;
   /** requests per second over the whole window. */
   rps: number;
@@ -146,6 +152,7 @@ export async function queryHttp(
 ): Promise<RedResult<HttpRedRow>> {
   const red = await queryRed(conn, HTTP, filter);
   const row = (s: SeriesTotals): HttpRedRow => ({
+    ...agentField(s),
     service: String(s.keys[0]),
     method: String(s.keys[1]),
     route: String(s.keys[2]),
@@ -168,6 +175,7 @@ export async function queryGrpc(
 ): Promise<RedResult<GrpcRedRow>> {
   const red = await queryRed(conn, GRPC, filter);
   const row = (s: SeriesTotals): GrpcRedRow => ({
+    ...agentField(s),
     service: String(s.keys[0]),
     grpc_method: String(s.keys[1]),
     ...s.stats,
@@ -194,6 +202,7 @@ export async function querySql(
       if (type !== "") errorTypes[type] = n;
     }
     return {
+      ...agentField(s),
       service: String(s.keys[0]),
       db_system: String(s.keys[1]),
       operation: String(s.keys[2]),
@@ -213,9 +222,16 @@ export async function querySql(
 }
 
 interface SeriesTotals {
+  /** The agent of the series when grouped by agent. */
+  agent?: string;
   keys: (string | number)[];
   stats: RedStats;
   breakdown: Record<string, number>;
+}
+
+/** `{ agent }` for rows grouped by agent, else nothing. */
+function agentField(s: SeriesTotals): { agent?: string } {
+  return s.agent === undefined ? {} : { agent: s.agent };
 }
 
 /** Accumulates one series (or the total) from grouped SQL rows. */
@@ -229,7 +245,10 @@ class SeriesAccumulator {
   maxKnown = true;
   max = -Infinity;
 
-  constructor(readonly keys: (string | number)[]) {}
+  constructor(
+    readonly keys: (string | number)[],
+    readonly agent?: string,
+  ) {}
 
   add(row: GroupRow, isError: boolean): void {
     this.requests += row.requests;
@@ -252,6 +271,7 @@ class SeriesAccumulator {
     const p = (q: number) =>
       percentile(merged.bounds, merged.counts, q, extremes);
     return {
+      ...(this.agent === undefined ? {} : { agent: this.agent }),
       keys: this.keys,
       stats: {
         requests: this.requests,
@@ -299,6 +319,11 @@ async function queryRed(
     params.push(filter.route);
     where.push(`${spec.routeColumn} = $${params.length}`);
   }
+  if (filter.agent !== undefined) {
+    params.push(filter.agent);
+    where.push(`agent_id = $${params.length}`);
+  }
+  const byAgent = filter.byAgent === true;
   const whereSql = where.join(" AND ");
   const windowMs = filter.nowMs - filter.sinceMs;
   const totalAcc = new SeriesAccumulator(spec.keys.map(() => ""));
@@ -315,7 +340,7 @@ async function queryRed(
     { length: buckets },
     (_, i) => `coalesce(sum(latency_counts[${i + 1}]), 0)::DOUBLE`,
   ).join(", ");
-  const keys = spec.keys.join(", ");
+  const keys = (byAgent ? ["agent_id", ...spec.keys] : spec.keys).join(", ");
   const reader = await conn.runAndReadAll(
     `SELECT ${keys}, ${spec.breakdown} AS breakdown,
        any_value(latency_buckets_ms) AS bounds,
@@ -332,9 +357,13 @@ async function queryRed(
   );
   const bySeries = new Map<string, SeriesAccumulator>();
   for (const row of reader.getRowsJS()) {
-    const keyValues = row.slice(0, spec.keys.length) as (string | number)[];
+    const skip = byAgent ? 1 : 0;
+    const keyValues = row.slice(skip, skip + spec.keys.length) as (
+      | string
+      | number
+    )[];
     const [breakdown, bounds, requests, minKnown, min, maxKnown, max, counts] =
-      row.slice(spec.keys.length);
+      row.slice(skip + spec.keys.length);
     const boundList = (bounds as number[]).map(Number);
     const group: GroupRow = {
       keys: keyValues,
@@ -349,10 +378,11 @@ async function queryRed(
       min: minKnown === true && min !== null ? Number(min) : null,
       max: maxKnown === true && max !== null ? Number(max) : null,
     };
-    const id = JSON.stringify(keyValues);
+    const agent = byAgent ? String(row[0]) : undefined;
+    const id = JSON.stringify([agent, keyValues]);
     let acc = bySeries.get(id);
     if (acc === undefined) {
-      acc = new SeriesAccumulator(keyValues);
+      acc = new SeriesAccumulator(keyValues, agent);
       bySeries.set(id, acc);
     }
     const isError = spec.isError(side, group.breakdown);
@@ -385,9 +415,15 @@ export interface TraceFilter {
   minDurationMs?: number;
   /** At most this many traces (default 100). */
   limit?: number;
+  /** Traces with a span of this agent (`agent_id`). */
+  agent?: string;
+  /** Each span gets an `agent` field (the colony). */
+  withAgent?: boolean;
 }
 
 export interface TraceSpanRow {
+  /** The agent that stored the span (colony answers only). */
+  agent?: string;
   trace_id: string;
   span_id: string;
   /** "" for a root span. */
@@ -427,6 +463,10 @@ export async function queryTraces(
     params.push(filter.service);
     where.push(`service_name = $${params.length}`);
   }
+  if (filter.agent !== undefined) {
+    params.push(filter.agent);
+    where.push(`agent_id = $${params.length}`);
+  }
   if (filter.traceId !== undefined) {
     params.push(filter.traceId.toLowerCase());
     where.push(`trace_id = $${params.length}`);
@@ -452,7 +492,7 @@ export async function queryTraces(
        strftime(t.start_time, '%Y-%m-%dT%H:%M:%S.%fZ') AS start_time,
        epoch_us(t.start_time)::DOUBLE AS start_time_us,
        t.duration_us::DOUBLE AS duration_us, t.status_code,
-       t.status_message, t.attributes::VARCHAR AS attributes
+       t.status_message, t.attributes::VARCHAR AS attributes, t.agent_id
      FROM beyla_traces t JOIN selected s USING (trace_id)
      ORDER BY s.newest DESC, t.trace_id, t.start_time, t.span_id`,
     params,
@@ -461,6 +501,7 @@ export async function queryTraces(
   let current: TraceRow | undefined;
   for (const r of reader.getRowsJS()) {
     const span: TraceSpanRow = {
+      ...(filter.withAgent ? { agent: String(r[12]) } : {}),
       trace_id: String(r[0]),
       span_id: String(r[1]),
       parent_span_id: String(r[2]),

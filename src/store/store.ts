@@ -153,6 +153,7 @@ export class DuckDbStore implements RecordSink {
   #closed = false;
   #closing: Promise<void> | undefined;
   #retentionMs: number | undefined;
+  #retentionHold: RetentionHold | undefined;
   #retentionTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(init: {
@@ -371,6 +372,7 @@ export class DuckDbStore implements RecordSink {
     const cutoffUs = Math.round((nowMs - retentionMs) * 1000);
     return this.#exclusive(async () => {
       const deleted = {} as Record<DataTable, number>;
+      let dropped: Partial<Record<DataTable, number>> = {};
       const conn = this.#writer;
       await conn.run("BEGIN TRANSACTION");
       try {
@@ -382,12 +384,18 @@ export class DuckDbStore implements RecordSink {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
             [seqHighKey(table), String(this.#nextSeq[table] - 1)],
           );
+          const keep = this.#retentionHold?.keepAbove()[table];
           const result = await conn.run(
             `DELETE FROM ${table} WHERE ${
               TIME_COLUMN[table]
-            } < make_timestamp(${cutoffUs}::BIGINT)`,
+            } < make_timestamp(${cutoffUs}::BIGINT)${
+              keep === undefined ? "" : ` AND seq_id <= ${keep}`
+            }`,
           );
           deleted[table] = result.rowsChanged;
+        }
+        if (this.#retentionHold !== undefined) {
+          dropped = await dropOverCap(conn, cutoffUs, this.#retentionHold);
         }
         await conn.run("COMMIT");
       } catch (error) {
@@ -399,8 +407,46 @@ export class DuckDbStore implements RecordSink {
       await conn.run("CHECKPOINT");
       for (const table of DATA_TABLES) {
         this.#count(`store.${table}.expired`, deleted[table]);
+        const over = dropped[table] ?? 0;
+        this.#count(`forward.dropped.over_cap.${table}`, over);
+        deleted[table] += over;
       }
       return deleted;
+    });
+  }
+
+  /**
+   * Keeps rows the forwarder has not yet sent past retention (see
+   * {@linkcode RetentionHold}); `undefined` removes the hold.
+   */
+  setRetentionHold(hold: RetentionHold | undefined): void {
+    this.#retentionHold = hold;
+  }
+
+  /** Sets `agent_meta` keys in one transaction (after queued writes). */
+  writeMeta(entries: Record<string, string>): Promise<void> {
+    if (this.readOnly) {
+      return Promise.reject(
+        new Error(`Cannot write to ${this.path}: opened read-only`),
+      );
+    }
+    if (this.#closed) return Promise.reject(new StoreClosedError(this.path));
+    return this.#exclusive(async () => {
+      const conn = this.#writer;
+      await conn.run("BEGIN TRANSACTION");
+      try {
+        for (const [key, value] of Object.entries(entries)) {
+          await conn.run(
+            `INSERT INTO agent_meta VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+            [key, value],
+          );
+        }
+        await conn.run("COMMIT");
+      } catch (error) {
+        await conn.run("ROLLBACK").catch(() => {});
+        throw error;
+      }
     });
   }
 
@@ -610,6 +656,65 @@ export class DuckDbStore implements RecordSink {
   #count(name: string, n = 1): void {
     this.#counters?.add(name, n);
   }
+}
+
+/**
+ * What retention keeps for the colony forwarder: rows with a seq_id above
+ * `keepAbove()[table]` stay past the retention period, unless the rows so
+ * held take more than `maxHeldBytes` (estimated from the database's used
+ * blocks per row); then the oldest held rows are deleted anyway and counted
+ * `forward.dropped.over_cap.<table>`.
+ */
+export interface RetentionHold {
+  keepAbove(): Record<DataTable, number>;
+  maxHeldBytes: number;
+}
+
+/** Deletes the oldest held rows beyond the hold's cap; rows per table. */
+async function dropOverCap(
+  conn: DuckDBConnection,
+  cutoffUs: number,
+  hold: RetentionHold,
+): Promise<Partial<Record<DataTable, number>>> {
+  const keep = hold.keepAbove();
+  const cutoff = `make_timestamp(${cutoffUs}::BIGINT)`;
+  const counts = await conn.runAndReadAll(
+    DATA_TABLES.map((t) =>
+      `SELECT '${t}', count(*)::DOUBLE,
+        count(*) FILTER (WHERE ${TIME_COLUMN[t]} < ${cutoff}
+          AND seq_id > ${keep[t]})::DOUBLE FROM ${t}`
+    ).join(" UNION ALL "),
+  );
+  let total = 0;
+  let heldRows = 0;
+  const held = {} as Record<DataTable, number>;
+  for (const [table, all, h] of counts.getRowsJS()) {
+    total += Number(all);
+    heldRows += Number(h);
+    held[table as DataTable] = Number(h);
+  }
+  if (heldRows === 0) return {};
+  const size = await conn.runAndReadAll(
+    `SELECT (used_blocks * block_size)::DOUBLE FROM pragma_database_size()`,
+  );
+  const usedBytes = Number(size.getRowsJS()[0]?.[0] ?? 0);
+  const bytesPerRow = Math.max(1, usedBytes / Math.max(1, total));
+  const heldBytes = heldRows * bytesPerRow;
+  if (heldBytes <= hold.maxHeldBytes) return {};
+  const share = 1 - hold.maxHeldBytes / heldBytes;
+  const dropped: Partial<Record<DataTable, number>> = {};
+  for (const table of DATA_TABLES) {
+    const n = Math.min(held[table], Math.ceil(held[table] * share));
+    if (n === 0) continue;
+    const result = await conn.run(
+      `DELETE FROM ${table} WHERE seq_id IN (
+         SELECT seq_id FROM ${table}
+         WHERE ${TIME_COLUMN[table]} < ${cutoff} AND seq_id > ${keep[table]}
+         ORDER BY seq_id LIMIT ${n})`,
+    );
+    dropped[table] = result.rowsChanged;
+  }
+  return dropped;
 }
 
 function mergeBatches(group: readonly Pending[]): RecordBatch {
