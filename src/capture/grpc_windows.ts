@@ -25,6 +25,7 @@ import type {
   SpanRecord,
 } from "../model/records.ts";
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
+import { metricWindow } from "./window_records.ts";
 import type { Traceparent } from "../decode/http1.ts";
 import { SpanMaker } from "./span_maker.ts";
 
@@ -87,7 +88,6 @@ const CALLS_COUNTER = {
   client: "ebpf.grpc.calls.client",
 } as const;
 const MAX_METHOD_CACHE = 10_000;
-const NS_PER_MS = 1e6;
 const NO_STATUS_MESSAGE = "no grpc-status (stream reset or connection cut)";
 const UNDECODED_MESSAGE =
   "grpc-status sent but not decoded (connection older than the capture)";
@@ -172,24 +172,8 @@ export class GrpcWindows {
     for (const methods of this.#series.values()) {
       for (const series of methods.values()) {
         for (const s of series.values()) {
-          const { bounds, counts } = s.histogram.toExplicit(1 / NS_PER_MS);
-          const min = s.histogram.min;
-          const max = s.histogram.max;
           records.push({
-            timestampMs,
-            windowStartMs,
-            serviceName: s.serviceName,
-            side: s.side,
-            histogram: {
-              boundsMs: bounds,
-              counts,
-              count: s.histogram.count,
-              sumMs: s.histogram.sum / NS_PER_MS,
-              minMs: min === null ? null : min / NS_PER_MS,
-              maxMs: max === null ? null : max / NS_PER_MS,
-            },
-            attributes: s.attributes,
-            source: "ebpf",
+            ...metricWindow(s, timestampMs, windowStartMs),
             method: s.method,
             statusCode: s.statusCode,
           });

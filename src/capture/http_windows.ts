@@ -20,6 +20,7 @@ import type {
   SpanRecord,
 } from "../model/records.ts";
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
+import { metricWindow } from "./window_records.ts";
 import { normaliseRoute } from "../aggregate/routes.ts";
 import { HTTP_METHODS, type Traceparent } from "../decode/http1.ts";
 import { SpanMaker } from "./span_maker.ts";
@@ -76,7 +77,6 @@ const REQUESTS_COUNTER = {
   server: "ebpf.http.requests.server",
   client: "ebpf.http.requests.client",
 } as const;
-const NS_PER_MS = 1e6;
 
 /** OTel: a server span is an error from 500, a client span from 400. */
 export function isHttpError(side: CallSide, statusCode: number): boolean {
@@ -141,24 +141,8 @@ export class HttpWindows {
     this.#windowStartMs = timestampMs;
     const records: HttpMetricRecord[] = [];
     for (const s of this.#allSeries()) {
-      const { bounds, counts } = s.histogram.toExplicit(1 / NS_PER_MS);
-      const min = s.histogram.min;
-      const max = s.histogram.max;
       records.push({
-        timestampMs,
-        windowStartMs,
-        serviceName: s.serviceName,
-        side: s.side,
-        histogram: {
-          boundsMs: bounds,
-          counts,
-          count: s.histogram.count,
-          sumMs: s.histogram.sum / NS_PER_MS,
-          minMs: min === null ? null : min / NS_PER_MS,
-          maxMs: max === null ? null : max / NS_PER_MS,
-        },
-        attributes: s.attributes,
-        source: "ebpf",
+        ...metricWindow(s, timestampMs, windowStartMs),
         method: s.method,
         route: s.route,
         statusCode: s.statusCode,

@@ -26,6 +26,7 @@ import type {
   SqlMetricRecord,
 } from "../model/records.ts";
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
+import { metricWindow } from "./window_records.ts";
 import { SpanMaker } from "./span_maker.ts";
 
 /** One query or command and its answer, as the capture saw them. */
@@ -82,7 +83,6 @@ const CALLS_COUNTER = {
   server: "ebpf.sql.calls.server",
   client: "ebpf.sql.calls.client",
 } as const;
-const NS_PER_MS = 1e6;
 
 /**
  * The span name the OpenTelemetry database conventions ask for:
@@ -151,24 +151,8 @@ export class SqlWindows {
     for (const tables of this.#series.values()) {
       for (const series of tables.values()) {
         for (const s of series.values()) {
-          const { bounds, counts } = s.histogram.toExplicit(1 / NS_PER_MS);
-          const min = s.histogram.min;
-          const max = s.histogram.max;
           records.push({
-            timestampMs,
-            windowStartMs,
-            serviceName: s.serviceName,
-            side: s.side,
-            histogram: {
-              boundsMs: bounds,
-              counts,
-              count: s.histogram.count,
-              sumMs: s.histogram.sum / NS_PER_MS,
-              minMs: min === null ? null : min / NS_PER_MS,
-              maxMs: max === null ? null : max / NS_PER_MS,
-            },
-            attributes: s.attributes,
-            source: "ebpf",
+            ...metricWindow(s, timestampMs, windowStartMs),
             dbSystem: s.dbSystem,
             operation: s.operation,
             table: s.table,
