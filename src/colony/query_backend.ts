@@ -6,12 +6,7 @@
  * @module
  */
 import type { Counters } from "../model/counters.ts";
-import {
-  queryGrpc,
-  queryHttp,
-  querySql,
-  queryTraces,
-} from "../store/queries.ts";
+import { answerRed, answerTraces } from "../serve/store_backend.ts";
 import type {
   QueryBackend,
   RedAnswer,
@@ -22,8 +17,6 @@ import type {
 } from "../serve/query_backend.ts";
 import { VERSION } from "../version.ts";
 import type { ColonyStore } from "./store.ts";
-
-const RED_QUERIES = { http: queryHttp, grpc: queryGrpc, sql: querySql };
 
 export interface ColonyLive {
   startedAt: number;
@@ -38,40 +31,12 @@ export class ColonyQueryBackend implements QueryBackend {
     private readonly live: ColonyLive,
   ) {}
 
-  async red(query: RedQuery): Promise<RedAnswer> {
-    const nowMs = Date.now();
-    const result: { rows: RedAnswer["rows"]; total: RedAnswer["total"] } =
-      await RED_QUERIES[query.kind](this.store.connection, {
-        service: query.service,
-        sinceMs: nowMs - query.sinceMs,
-        nowMs,
-        route: query.route,
-        side: query.kind === "sql" && query.side === "server"
-          ? undefined
-          : query.side,
-        agent: query.agent,
-        byAgent: true,
-      });
-    return {
-      kind: query.kind,
-      since_ms: query.sinceMs,
-      side: query.side,
-      rows: result.rows,
-      total: result.total,
-    };
+  red(query: RedQuery): Promise<RedAnswer> {
+    return answerRed(this.store.connection, query, { byAgent: true });
   }
 
-  async traces(query: TraceQuery): Promise<TraceAnswer> {
-    const traces = await queryTraces(this.store.connection, {
-      service: query.service,
-      agent: query.agent,
-      traceId: query.traceId,
-      sinceMs: Date.now() - query.sinceMs,
-      minDurationMs: query.minDurationMs,
-      limit: query.limit,
-      withAgent: true,
-    });
-    return { traces };
+  traces(query: TraceQuery): Promise<TraceAnswer> {
+    return answerTraces(this.store.connection, query, { withAgent: true });
   }
 
   async status(): Promise<StatusReport> {

@@ -5,6 +5,7 @@
 import type { CapabilityReport } from "../../ffi/libbpf/mod.ts";
 import type { BeylaConfig } from "../config/schema.ts";
 import type { Counters } from "../model/counters.ts";
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { DuckDbStore } from "../store/store.ts";
 import {
   queryGrpc,
@@ -44,46 +45,69 @@ export interface LiveState {
 
 const RED_QUERIES = { http: queryHttp, grpc: queryGrpc, sql: querySql };
 
+/**
+ * `query http|grpc|sql` over a store's connection; `byAgent` adds the agent
+ * column (the colony's answers).
+ */
+export async function answerRed(
+  connection: DuckDBConnection,
+  query: RedQuery,
+  options: { byAgent?: boolean } = {},
+): Promise<RedAnswer> {
+  const nowMs = Date.now();
+  const result: { rows: RedAnswer["rows"]; total: RedAnswer["total"] } =
+    await RED_QUERIES[query.kind](connection, {
+      service: query.service,
+      sinceMs: nowMs - query.sinceMs,
+      nowMs,
+      route: query.route,
+      agent: query.agent,
+      // Database calls are client calls: SQL is filtered by side only when
+      // asked for the other side explicitly.
+      side: query.kind === "sql" && query.side === "server"
+        ? undefined
+        : query.side,
+      ...(options.byAgent ? { byAgent: true } : {}),
+    });
+  return {
+    kind: query.kind,
+    since_ms: query.sinceMs,
+    side: query.side,
+    rows: result.rows,
+    total: result.total,
+  };
+}
+
+/** `query traces` over a store's connection; `withAgent` adds each span's agent. */
+export async function answerTraces(
+  connection: DuckDBConnection,
+  query: TraceQuery,
+  options: { withAgent?: boolean } = {},
+): Promise<TraceAnswer> {
+  const traces = await queryTraces(connection, {
+    service: query.service,
+    agent: query.agent,
+    traceId: query.traceId,
+    sinceMs: Date.now() - query.sinceMs,
+    minDurationMs: query.minDurationMs,
+    limit: query.limit,
+    ...(options.withAgent ? { withAgent: true } : {}),
+  });
+  return { traces };
+}
+
 export class StoreQueryBackend implements QueryBackend {
   constructor(
     private readonly store: DuckDbStore,
     private readonly options: { live?: LiveState; closeStore?: boolean } = {},
   ) {}
 
-  async red(query: RedQuery): Promise<RedAnswer> {
-    const nowMs = Date.now();
-    const result: { rows: RedAnswer["rows"]; total: RedAnswer["total"] } =
-      await RED_QUERIES[query.kind](this.store.connection, {
-        service: query.service,
-        sinceMs: nowMs - query.sinceMs,
-        nowMs,
-        route: query.route,
-        agent: query.agent,
-        // Database calls are client calls: SQL is filtered by side only when
-        // asked for the other side explicitly.
-        side: query.kind === "sql" && query.side === "server"
-          ? undefined
-          : query.side,
-      });
-    return {
-      kind: query.kind,
-      since_ms: query.sinceMs,
-      side: query.side,
-      rows: result.rows,
-      total: result.total,
-    };
+  red(query: RedQuery): Promise<RedAnswer> {
+    return answerRed(this.store.connection, query);
   }
 
-  async traces(query: TraceQuery): Promise<TraceAnswer> {
-    const traces = await queryTraces(this.store.connection, {
-      service: query.service,
-      agent: query.agent,
-      traceId: query.traceId,
-      sinceMs: Date.now() - query.sinceMs,
-      minDurationMs: query.minDurationMs,
-      limit: query.limit,
-    });
-    return { traces };
+  traces(query: TraceQuery): Promise<TraceAnswer> {
+    return answerTraces(this.store.connection, query);
   }
 
   async status(): Promise<StatusReport> {
