@@ -64,3 +64,71 @@ Deno.test("an invalid config file: one line per problem, exit 2, no stack trace"
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("validate checks a colony config: valid summary, or every problem", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const good = `${dir}/colony.yaml`;
+    await Deno.writeTextFile(
+      good,
+      [
+        "colony:",
+        "  listen: 127.0.0.1:9100",
+        "storage:",
+        "  retention:",
+        "    sql: 7d",
+        "agents:",
+        "  - id: web-1",
+        "    token: s3cret-token",
+        "pull:",
+        "  - agent_id: db-1",
+        "    url: http://10.0.0.5:9001",
+        "",
+      ].join("\n"),
+    );
+    const ok = await runCli(["validate", "--config", good]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /colony\.yaml: valid \(colony config\)/);
+    assert.match(ok.stdout, /listen: +127\.0\.0\.1:9100/);
+    assert.match(ok.stdout, /retention http 30d, grpc 30d, sql 7d, traces 7d/);
+    assert.match(ok.stdout, /1 registered, registration required/);
+    assert.match(ok.stdout, /pull: +db-1 http:\/\/10\.0\.0\.5:9001/);
+    assert.doesNotMatch(ok.stdout, /s3cret-token/);
+
+    const bad = `${dir}/bad-colony.yaml`;
+    await Deno.writeTextFile(
+      bad,
+      [
+        "colony:",
+        "  listen: nowhere",
+        "storage:",
+        "  retention:",
+        "    sql: often",
+        "agents:",
+        "  - id: web-1",
+        "pull:",
+        "  - agent_id: db-1",
+        "    url: not a url",
+        "",
+      ].join("\n"),
+    );
+    const result = await runCli(["validate", "--config", bad]);
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "");
+    assert.doesNotMatch(result.stderr, /\bat .*\.ts:\d+/);
+    assert.match(result.stderr, /bad-colony\.yaml: 4 problems/);
+    assert.match(result.stderr, /colony\.listen: /);
+    assert.match(result.stderr, /storage\.retention\.sql: /);
+    assert.match(result.stderr, /agents\[0\]\.token: expected a string/);
+    assert.match(result.stderr, /pull\[0\]\.url: expected a URL/);
+
+    // An agent config is still checked as one.
+    const agent = `${dir}/agent.yaml`;
+    await Deno.writeTextFile(agent, "agent:\n  id: web-1\n");
+    const agentResult = await runCli(["validate", "--config", agent]);
+    assert.equal(agentResult.code, 0, agentResult.stderr);
+    assert.match(agentResult.stdout, /agent\.yaml: valid\nagent id: +web-1/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

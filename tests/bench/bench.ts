@@ -14,14 +14,18 @@
  *   1,000 calls, calls recorded against calls made and kernel drops. Needs
  *   root, eBPF, redis-server, redis-benchmark, PostgreSQL and pgbench, the
  *   same way.
+ * - Colony (colony_bench.ts): ingest rows/s of the colony from 10 agents
+ *   pushing at once against a read-only HTTP sink, and `query http` across
+ *   30 days of data from 100 services and 10 agents.
  *
- * Options: --only otlp|ebpf|protocols (default all three, in that order),
+ * Options: --only otlp|ebpf|protocols|colony (default all four, in that order),
  * --seconds N (per load phase, wrk or benchmark client run, default 10), --concurrency N (OTLP requests in
  * flight, 10, the OpenTelemetry Collector exporter's default number of
  * sending consumers), --connections N (wrk connections at full speed, 20),
  * --rate N (requests/s of the paced eBPF runs, 20000).
  */
 import { parseArgs } from "node:util";
+import { colonyBench } from "./colony_bench.ts";
 import { ebpfBench, ebpfUnavailable } from "./ebpf_bench.ts";
 import { otlpBench } from "./otlp_bench.ts";
 import { protocolsBench, protocolsUnavailable } from "./protocols_bench.ts";
@@ -50,7 +54,7 @@ const concurrency = number("concurrency");
 const connections = number("connections");
 const rate = number("rate");
 const only = values.only;
-const PARTS = ["otlp", "ebpf", "protocols"];
+const PARTS = ["otlp", "ebpf", "protocols", "colony"];
 if (only !== undefined && !PARTS.includes(only)) {
   problems.push(`--only: expected ${PARTS.join(", ")}, got "${only}"`);
 }
@@ -62,6 +66,7 @@ if (problems.length > 0) {
 const runOtlp = only === undefined || only === "otlp";
 const runEbpf = only === undefined || only === "ebpf";
 const runProtocols = only === undefined || only === "protocols";
+const runColony = only === undefined || only === "colony";
 const unavailable = (part: string, missing: string[]) => {
   if (missing.length === 0) return;
   console.error(
@@ -83,3 +88,4 @@ if (runProtocols) {
   console.log(await protocolsBench({ seconds }));
   console.log();
 }
+if (runColony) console.log(await colonyBench());
