@@ -87,8 +87,9 @@ export interface StoreOptions {
   maxRowsPerCommit?: number;
   /**
    * DuckDB's `memory_limit` (buffer pool: caches, query working memory).
-   * Default "256MB": a cap, not a reservation (RSS grows only when a query
-   * needs it); at 64MB, `query sql` over a busy hour ran out of memory.
+   * Default "128MB": a cap, not a reservation (RSS grows only when a query
+   * or a write needs it: 256MB measured +100 MiB peak RSS under span load);
+   * at 64MB, `query sql` over a busy hour ran out of memory.
    */
   memoryLimit?: string;
   /** DuckDB's `checkpoint_threshold` (WAL size). Default "256MB". */
@@ -196,7 +197,7 @@ export class DuckDbStore implements RecordSink {
       await Deno.mkdir(dirname(path), { recursive: true });
     }
     const instance = await createInstance(path, {
-      memory_limit: options.memoryLimit ?? "256MB",
+      memory_limit: options.memoryLimit ?? "128MB",
       // DuckDB checkpoints inside the commit that crosses this WAL size;
       // at the default 16MB that stalled ingest every few commits (metric
       // commits took 2.5x longer). Retention checkpoints on its timer.
