@@ -64,25 +64,35 @@ export class AgentProcess {
   static async start(options: AgentProcessOptions = {}): Promise<AgentProcess> {
     const dir = options.dir ??
       await Deno.makeTempDir({ prefix: "coral-agent-test-" });
-    const ports = { api: freePort(), http: freePort(), grpc: freePort() };
-    const base: Record<string, Record<string, unknown>> = {
-      agent: { id: "test-agent", api_listen: `127.0.0.1:${ports.api}` },
-      storage: { path: `${dir}/agent.duckdb`, retention: "1h" },
-      otlp: {
-        http_listen: `127.0.0.1:${ports.http}`,
-        grpc_listen: `127.0.0.1:${ports.grpc}`,
-      },
-      // eBPF capture only where a test asks for it (config.beyla.enabled).
-      beyla: { enabled: false },
-    };
-    for (const [section, values] of Object.entries(options.config ?? {})) {
-      base[section] = { ...base[section], ...(values as object) };
+    // A free port may be taken by another process before the agent binds
+    // it: then start again on other ports.
+    for (let attempt = 1;; attempt++) {
+      const ports = { api: freePort(), http: freePort(), grpc: freePort() };
+      const base: Record<string, Record<string, unknown>> = {
+        agent: { id: "test-agent", api_listen: `127.0.0.1:${ports.api}` },
+        storage: { path: `${dir}/agent.duckdb`, retention: "1h" },
+        otlp: {
+          http_listen: `127.0.0.1:${ports.http}`,
+          grpc_listen: `127.0.0.1:${ports.grpc}`,
+        },
+        // eBPF capture only where a test asks for it (config.beyla.enabled).
+        beyla: { enabled: false },
+      };
+      for (const [section, values] of Object.entries(options.config ?? {})) {
+        base[section] = { ...base[section], ...(values as object) };
+      }
+      const configPath = `${dir}/agent.yaml`;
+      await Deno.writeTextFile(configPath, stringify(base));
+      const agent = new AgentProcess(dir, configPath, ports);
+      try {
+        await agent.#spawn();
+        return agent;
+      } catch (error) {
+        if (attempt >= 3 || !String(error).includes("Address already in use")) {
+          throw error;
+        }
+      }
     }
-    const configPath = `${dir}/agent.yaml`;
-    await Deno.writeTextFile(configPath, stringify(base));
-    const agent = new AgentProcess(dir, configPath, ports);
-    await agent.#spawn();
-    return agent;
   }
 
   async #spawn(): Promise<void> {

@@ -55,26 +55,36 @@ export class ColonyProcess {
   ): Promise<ColonyProcess> {
     const dir = options.dir ??
       await Deno.makeTempDir({ prefix: "coral-colony-test-" });
-    const port = freePort();
-    const config: Record<string, unknown> = {
-      colony: { listen: `127.0.0.1:${port}` },
-      storage: { path: `${dir}/colony.duckdb` },
-      agents: [{ id: "agent-a", token: "token-a" }, {
-        id: "agent-b",
-        token: "token-b",
-      }],
-    };
-    for (const [key, value] of Object.entries(options.config ?? {})) {
-      const base = config[key];
-      config[key] = isMapping(base) && isMapping(value)
-        ? { ...base, ...value }
-        : value;
+    // A free port may be taken by another process before the colony binds
+    // it: then start again on another.
+    for (let attempt = 1;; attempt++) {
+      const port = freePort();
+      const config: Record<string, unknown> = {
+        colony: { listen: `127.0.0.1:${port}` },
+        storage: { path: `${dir}/colony.duckdb` },
+        agents: [{ id: "agent-a", token: "token-a" }, {
+          id: "agent-b",
+          token: "token-b",
+        }],
+      };
+      for (const [key, value] of Object.entries(options.config ?? {})) {
+        const base = config[key];
+        config[key] = isMapping(base) && isMapping(value)
+          ? { ...base, ...value }
+          : value;
+      }
+      const configPath = `${dir}/colony.yaml`;
+      await Deno.writeTextFile(configPath, stringify(config));
+      const colony = new ColonyProcess(dir, configPath, port);
+      try {
+        await colony.#spawn();
+        return colony;
+      } catch (error) {
+        if (attempt >= 3 || !String(error).includes("Address already in use")) {
+          throw error;
+        }
+      }
     }
-    const configPath = `${dir}/colony.yaml`;
-    await Deno.writeTextFile(configPath, stringify(config));
-    const colony = new ColonyProcess(dir, configPath, port);
-    await colony.#spawn();
-    return colony;
   }
 
   async #spawn(): Promise<void> {
