@@ -32,6 +32,14 @@ import {
   startNginx,
   type TestHttpServer,
 } from "../support/test_http_server.ts";
+import {
+  allProcesses,
+  coralPrograms,
+  cpuMs,
+  othersCpuMs,
+  sleep,
+  untilIdle,
+} from "./proc_stats.ts";
 
 /** Options of {@linkcode ebpfBench}. */
 export interface EbpfBenchOptions {
@@ -47,8 +55,6 @@ export interface EbpfBenchOptions {
 const PACED_CONNECTIONS = 64;
 const SAMPLING_RATES = [1, 0.01] as const;
 const PACE_SCRIPT = new URL("./wrk_pace.lua", import.meta.url).pathname;
-/** Prefix of the names of the capture's BPF programs (ffi/bpf/http.bpf.c). */
-const PROGRAM_PREFIX = "coral_";
 
 /** Why the eBPF part cannot run here, or an empty list. */
 export function ebpfUnavailable(): string[] {
@@ -116,77 +122,11 @@ async function runWrk(url: string, options: RunOptions): Promise<WrkResult> {
 
 // ---------------------------------------------------------------- /proc
 
-const CLOCK_TICKS = Number(
-  new TextDecoder().decode(
-    new Deno.Command("getconf", { args: ["CLK_TCK"] }).outputSync().stdout,
-  ).trim(),
-) || 100;
-
-interface ProcStat {
-  ppid: number;
-  /** utime + stime of all threads, in ms. */
-  cpuMs: number;
-  /** cutime + cstime: children it has reaped, in ms. */
-  childrenMs: number;
-}
-
-/** /proc/PID/stat; the fields after "(comm)", as comm may hold spaces. */
-function procStat(pid: number | string): ProcStat | undefined {
-  let stat;
-  try {
-    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return undefined; // gone
-  }
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // f[0] is field 3 (state): ppid is field 4, utime…cstime fields 14–17.
-  const ms = (i: number) => Number(f[i]) * 1000 / CLOCK_TICKS;
-  return {
-    ppid: Number(f[1]),
-    cpuMs: ms(11) + ms(12),
-    childrenMs: ms(13) + ms(14),
-  };
-}
-
-const cpuMs = (pid: number) => procStat(pid)?.cpuMs ?? 0;
-
-function allProcesses(): Map<number, ProcStat> {
-  const out = new Map<number, ProcStat>();
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const stat = procStat(entry.name);
-    if (stat !== undefined) out.set(Number(entry.name), stat);
-  }
-  return out;
-}
-
 /** CPU ms of nginx's master and its workers (children of the master). */
 function nginxCpuMs(master: number): number {
   let total = 0;
   for (const [pid, stat] of allProcesses()) {
     if (pid === master || stat.ppid === master) total += stat.cpuMs;
-  }
-  return total;
-}
-
-/**
- * CPU used by processes other than ours (this bench and its wrk, nginx, the
- * agent) and kernel threads, between two {@linkcode allProcesses} snapshots;
- * processes that ended count through the parent that reaped them.
- */
-function othersCpuMs(
-  before: Map<number, ProcStat>,
-  after: Map<number, ProcStat>,
-  ours: Set<number>,
-): number {
-  let total = 0;
-  for (const [pid, stat] of after) {
-    if (ours.has(pid) || ours.has(stat.ppid) || pid === 2 || stat.ppid === 2) {
-      continue;
-    }
-    const then = before.get(pid);
-    const now = stat.cpuMs + stat.childrenMs;
-    total += Math.max(0, now - (then ? then.cpuMs + then.childrenMs : 0));
   }
   return total;
 }
@@ -214,40 +154,6 @@ function rss(pid: number): Rss {
     anon: bytes("RssAnon"),
     file: bytes("RssFile") + bytes("RssShmem"),
   };
-}
-
-/** Loaded BPF programs named like the capture's; undefined without bpftool. */
-function coralPrograms(): number | undefined {
-  try {
-    const out = new Deno.Command("bpftool", { args: ["-j", "prog", "list"] })
-      .outputSync();
-    if (!out.success) return undefined;
-    const programs = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-      name?: string;
-    }[];
-    return programs.filter((p) => p.name?.startsWith(PROGRAM_PREFIX)).length;
-  } catch {
-    return undefined;
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Waits until the process uses at most 8% of a core over two 250 ms steps in
- * a row (at most 30 s); returns the CPU ms it used meanwhile.
- */
-async function untilIdle(pid: number): Promise<number> {
-  const first = cpuMs(pid);
-  let last = first, quietSteps = 0;
-  const deadline = performance.now() + 30_000;
-  while (quietSteps < 2 && performance.now() < deadline) {
-    await sleep(250);
-    const now = cpuMs(pid);
-    quietSteps = now - last <= 20 ? quietSteps + 1 : 0;
-    last = now;
-  }
-  return last - first;
 }
 
 // ---------------------------------------------------------------- counters

@@ -45,6 +45,14 @@ import {
   startRedis,
 } from "../support/db_servers.ts";
 import type { GrpcLoadResult } from "./grpc_load.ts";
+import {
+  allProcesses,
+  coralPrograms,
+  cpuMs,
+  othersCpuMs,
+  sleep,
+  untilIdle,
+} from "./proc_stats.ts";
 
 /** Options of {@linkcode protocolsBench}. */
 export interface ProtocolsBenchOptions {
@@ -68,8 +76,6 @@ const PG_THREADS = 2;
 const GRPC_IN_FLIGHT = 20;
 /** The agent's metrics window: kernel counters reach `status` when one closes. */
 const WINDOW_MS = 10_000;
-/** Prefix of the names of the capture's BPF programs (ffi/bpf/http.bpf.c). */
-const PROGRAM_PREFIX = "coral_";
 const GRPC_SERVER = new URL("../support/grpc_test_server.ts", import.meta.url)
   .pathname;
 const GRPC_LOAD = new URL("./grpc_load.ts", import.meta.url).pathname;
@@ -405,50 +411,6 @@ const SERVERS: Record<ProtocolName, (seconds: number) => Promise<Server>> = {
 
 // ---------------------------------------------------------------- /proc
 
-const CLOCK_TICKS = Number(
-  decoder.decode(
-    new Deno.Command("getconf", { args: ["CLK_TCK"] }).outputSync().stdout,
-  ).trim(),
-) || 100;
-
-interface ProcStat {
-  ppid: number;
-  /** utime + stime of all threads, in ms. */
-  cpuMs: number;
-  /** cutime + cstime: children it has reaped, in ms. */
-  childrenMs: number;
-}
-
-/** /proc/PID/stat; the fields after "(comm)", as comm may hold spaces. */
-function procStat(pid: number | string): ProcStat | undefined {
-  let stat;
-  try {
-    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return undefined; // gone
-  }
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // f[0] is field 3 (state): ppid is field 4, utime…cstime fields 14–17.
-  const ms = (i: number) => Number(f[i]) * 1000 / CLOCK_TICKS;
-  return {
-    ppid: Number(f[1]),
-    cpuMs: ms(11) + ms(12),
-    childrenMs: ms(13) + ms(14),
-  };
-}
-
-const cpuMs = (pid: number) => procStat(pid)?.cpuMs ?? 0;
-
-function allProcesses(): Map<number, ProcStat> {
-  const out = new Map<number, ProcStat>();
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const stat = procStat(entry.name);
-    if (stat !== undefined) out.set(Number(entry.name), stat);
-  }
-  return out;
-}
-
 /**
  * CPU ms of the server: its own, what it reaped (PostgreSQL's backends end
  * with their connections) and its live children's.
@@ -462,32 +424,6 @@ function serverCpuMs(pid: number): number {
   return total;
 }
 
-/**
- * CPU used by processes other than ours (this bench and its clients, the
- * server, the agent) and kernel threads, between two
- * {@linkcode allProcesses} snapshots. A process that ended meanwhile counts
- * through the parent that reaped it, less what it had used before.
- */
-function othersCpuMs(
-  before: Map<number, ProcStat>,
-  after: Map<number, ProcStat>,
-  ours: Set<number>,
-): number {
-  const skip = (pid: number, stat: ProcStat) =>
-    ours.has(pid) || ours.has(stat.ppid) || pid === 2 || stat.ppid === 2;
-  const total = (stat: ProcStat) => stat.cpuMs + stat.childrenMs;
-  let sum = 0;
-  for (const [pid, stat] of after) {
-    if (skip(pid, stat)) continue;
-    const then = before.get(pid);
-    sum += Math.max(0, total(stat) - (then ? total(then) : 0));
-  }
-  for (const [pid, stat] of before) {
-    if (!after.has(pid) && !skip(pid, stat)) sum -= total(stat);
-  }
-  return Math.max(0, sum);
-}
-
 /** VmHWM (the peak so far) and VmRSS of /proc/PID/status, in bytes. */
 function rss(pid: number): { peak: number; now: number } {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -495,40 +431,6 @@ function rss(pid: number): { peak: number; now: number } {
     Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) *
     1024;
   return { peak: bytes("VmHWM"), now: bytes("VmRSS") };
-}
-
-/** Loaded BPF programs named like the capture's; undefined without bpftool. */
-function coralPrograms(): number | undefined {
-  try {
-    const out = new Deno.Command("bpftool", { args: ["-j", "prog", "list"] })
-      .outputSync();
-    if (!out.success) return undefined;
-    const programs = JSON.parse(decoder.decode(out.stdout)) as {
-      name?: string;
-    }[];
-    return programs.filter((p) => p.name?.startsWith(PROGRAM_PREFIX)).length;
-  } catch {
-    return undefined;
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Waits until the process uses at most 8% of a core over two 250 ms steps in
- * a row (at most 30 s); returns the CPU ms it used meanwhile.
- */
-async function untilIdle(pid: number): Promise<number> {
-  const first = cpuMs(pid);
-  let last = first, quietSteps = 0;
-  const deadline = performance.now() + 30_000;
-  while (quietSteps < 2 && performance.now() < deadline) {
-    await sleep(250);
-    const now = cpuMs(pid);
-    quietSteps = now - last <= 20 ? quietSteps + 1 : 0;
-    last = now;
-  }
-  return last - first;
 }
 
 // ---------------------------------------------------------------- counters
