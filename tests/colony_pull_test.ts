@@ -13,17 +13,13 @@ import {
   metricsRequestJson,
   traceRequestJson,
 } from "./support/otlp_bodies.ts";
+import { type Totals, totalsAt, until } from "./support/totals.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
 
 const NOW = Date.now();
 const AGENT_ID = "edge-1";
-
-interface Totals {
-  requests: number;
-  spans: number;
-}
 
 interface Status {
   counters: Record<string, number>;
@@ -73,37 +69,6 @@ async function sendRequests(
     body: JSON.stringify(body),
   });
   assert.equal(response.status, 200, await response.text());
-}
-
-async function totalsAt(
-  ask: (...args: string[]) => Promise<Record<string, unknown>>,
-): Promise<Totals> {
-  const http = await ask("http", "--since", "2h") as {
-    total: { requests: number };
-  };
-  const traces = await ask("traces", "--since", "2h", "--limit", "1000") as {
-    spans?: unknown[];
-    traces?: { spans: unknown[] }[];
-  };
-  const spans = traces.spans?.length ??
-    (traces.traces ?? []).reduce((n, t) => n + t.spans.length, 0);
-  return { requests: http.total.requests, spans };
-}
-
-async function until(
-  what: string,
-  ok: () => Promise<boolean>,
-  explain: () => Promise<unknown> = () => Promise.resolve(""),
-) {
-  const deadline = Date.now() + 60_000;
-  while (!(await ok())) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out: ${what}: ${JSON.stringify(await explain(), null, 1)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 test("colony pull: exactly the agent's rows, once each, and again after the agent's database is recreated", async () => {

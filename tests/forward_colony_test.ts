@@ -13,6 +13,7 @@ import {
   metricsRequestJson,
   traceRequestJson,
 } from "./support/otlp_bodies.ts";
+import { type Totals, totalsAt, until } from "./support/totals.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
@@ -58,42 +59,6 @@ async function sendRequests(agent: AgentProcess, requests: number, at: number) {
     body: JSON.stringify(body),
   });
   assert.equal(response.status, 200, await response.text());
-}
-
-interface Totals {
-  requests: number;
-  spans: number;
-}
-
-async function totalsAt(
-  ask: (...args: string[]) => Promise<Record<string, unknown>>,
-): Promise<Totals> {
-  const http = await ask("http", "--since", "2h") as {
-    total: { requests: number };
-  };
-  const traces = await ask("traces", "--since", "2h", "--limit", "1000") as {
-    spans?: unknown[];
-    traces?: { spans: unknown[] }[];
-  };
-  const spans = traces.spans?.length ??
-    (traces.traces ?? []).reduce((n, t) => n + t.spans.length, 0);
-  return { requests: http.total.requests, spans };
-}
-
-async function until(
-  what: string,
-  ok: () => Promise<boolean>,
-  explain: () => Promise<unknown> = () => Promise.resolve(""),
-) {
-  const deadline = Date.now() + 60_000;
-  while (!(await ok())) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out: ${what}: ${JSON.stringify(await explain(), null, 1)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 test("three agents forward to a colony: totals equal the sum, across a colony crash and an agent SIGKILL", async () => {

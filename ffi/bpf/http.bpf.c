@@ -883,21 +883,46 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, bool ex)
  * this call or an earlier one of the same SSL *); then the same path as
  * plaintext from a syscall.
  */
+/* The SSL call in progress on this thread, now ended; NULL when there is none. */
+static __always_inline struct ssl_call *end_ssl_call(__u64 pid_tgid)
+{
+	struct ssl_call *call;
+
+	if (!traced(pid_tgid >> 32))
+		return NULL;
+	call = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->active)
+		return NULL;
+	call->active = 0;
+	return call;
+}
+
+/*
+ * The SSL *'s socket: the one a syscall of this call used (remembered for
+ * later calls), else the one remembered; -1 when never seen.
+ */
+static __always_inline __s32 ssl_socket(const struct ssl_call *call, __u32 pid)
+{
+	struct ssl_key key = { .ssl = call->ssl, .pid = pid };
+	__s32 *known;
+
+	if (call->fd >= 0) {
+		bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY);
+		return call->fd;
+	}
+	known = bpf_map_lookup_elem(&ssl_fds, &key);
+	return known ? *known : -1;
+}
+
 static __always_inline int ssl_exit(struct pt_regs *ctx, bool inbound)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ssl_call *call;
+	struct ssl_call *call = end_ssl_call(pid_tgid);
 	struct syscall_args args = {};
-	struct ssl_key key = {};
 	__s64 moved = PT_REGS_RC(ctx);
-	__s32 *known;
 
-	if (!traced(pid_tgid >> 32))
+	if (!call)
 		return 0;
-	call = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
-	if (!call || !call->active)
-		return 0;
-	call->active = 0;
 	if (call->out_bytes) {
 		size_t n = 0;
 
@@ -907,18 +932,10 @@ static __always_inline int ssl_exit(struct pt_regs *ctx, bool inbound)
 	}
 	if (moved <= 0)
 		return 0;
-	key.ssl = call->ssl;
-	key.pid = pid_tgid >> 32;
-	if (call->fd >= 0) {
-		bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY);
-		args.fd = call->fd;
-	} else {
-		known = bpf_map_lookup_elem(&ssl_fds, &key);
-		if (!known) {
-			count(HTTP_COUNTER_TLS_NO_SOCKET);
-			return 0;
-		}
-		args.fd = *known;
+	args.fd = ssl_socket(call, pid_tgid >> 32);
+	if (args.fd < 0) {
+		count(HTTP_COUNTER_TLS_NO_SOCKET);
+		return 0;
 	}
 	args.buf = call->buf;
 	args.kind = BUF_PLAIN;
@@ -955,19 +972,10 @@ SEC("uretprobe")
 int coral_http_ssl_handshake_exit(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ssl_call *call;
-	struct ssl_key key = {};
+	struct ssl_call *call = end_ssl_call(pid_tgid);
 
-	if (!traced(pid_tgid >> 32))
-		return 0;
-	call = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
-	if (!call || !call->active)
-		return 0;
-	call->active = 0;
-	key.ssl = call->ssl;
-	key.pid = pid_tgid >> 32;
-	if (call->fd >= 0)
-		bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY);
+	if (call)
+		ssl_socket(call, pid_tgid >> 32); /* remembers what the handshake's syscalls used */
 	return 0;
 }
 
