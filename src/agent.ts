@@ -10,7 +10,6 @@ import { Counters } from "./model/counters.ts";
 import type { Logger } from "./log.ts";
 import { DuckDbStore } from "./store/store.ts";
 import { TeeSink } from "./model/tee_sink.ts";
-import { OtlpExporter } from "./forward/otlp_export.ts";
 import { OtlpPipeline } from "./receive/otlp/pipeline.ts";
 import { OtlpHttpReceiver } from "./receive/otlp/http_receiver.ts";
 import { OtlpGrpcReceiver } from "./receive/otlp/grpc_receiver.ts";
@@ -109,6 +108,9 @@ export class Agent {
     });
     const otlpExport = config.export.otlp;
     if (otlpExport.endpoint !== undefined) {
+      // Loaded only when configured: the OTLP encoder evaluates the
+      // otlp-transformer root (~850 kB of generated code).
+      const { OtlpExporter } = await import("./forward/otlp_export.ts");
       const exporter = new OtlpExporter({
         endpoint: otlpExport.endpoint,
         headers: otlpExport.headers,

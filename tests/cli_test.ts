@@ -5,10 +5,17 @@ import { freePort, runCli } from "./support/agent_process.ts";
 Deno.test("--help lists the commands; each command has its own help", async () => {
   const main = await runCli(["--help"]);
   assert.equal(main.code, 0);
-  for (const command of ["run", "validate", "query", "status"]) {
+  for (
+    const command of ["run", "validate", "colony", "query", "status", "version"]
+  ) {
     assert.match(main.stdout, new RegExp(`coral-agent ${command}`));
     const own = await runCli([command, "--help"]);
     assert.equal(own.code, 0, `${command} --help`);
+    assert.match(own.stdout, /^Usage:/, `${command} --help`);
+  }
+  for (const kind of ["http", "grpc", "sql", "traces"]) {
+    const own = await runCli(["query", kind, "--help"]);
+    assert.equal(own.code, 0, `query ${kind} --help`);
     assert.match(own.stdout, /Usage:/);
   }
 });
@@ -16,7 +23,10 @@ Deno.test("--help lists the commands; each command has its own help", async () =
 Deno.test("version prints the version", async () => {
   const result = await runCli(["version"]);
   assert.equal(result.code, 0);
-  assert.match(result.stdout, /^coral-agent \d+\.\d+\.\d+\n$/);
+  assert.match(
+    result.stdout,
+    /^coral-agent \d+\.\d+\.\d+ \(source, deno \d+\.\d+\.\d+, [\w-]+\)\n$/,
+  );
 });
 
 Deno.test("usage errors are one line and exit 2", async () => {

@@ -3,7 +3,9 @@
  * compiles every *.bpf.c and writes objects.gen.ts (base64, not committed).
  *
  * The import specifier is computed so that `deno check` passes on a fresh
- * clone; `deno compile` therefore needs `--include ffi/bpf/objects.gen.ts`.
+ * clone. Bundlers do not follow a computed import, so the built program's
+ * entry (written by build.sh) imports objects.gen.ts itself and hands the
+ * table over with `provideObjects` before anything loads a probe.
  *
  * @module
  */
@@ -26,6 +28,11 @@ function loadObjects(): Promise<Readonly<Record<string, string>>> {
       throw new Error(NOT_BUILT, { cause });
     },
   );
+}
+
+/** The objects table the built program carries (called by its entry). */
+export function provideObjects(table: Readonly<Record<string, string>>): void {
+  objects = Promise.resolve(table);
 }
 
 /** Names of the embedded objects, e.g. ["smoke"]. */

@@ -5,7 +5,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import { parseDuration } from "../config/duration.ts";
-import { VERSION } from "../version.ts";
+import { versionLine } from "../version.ts";
 import type { QueryBackend, RedKind } from "../serve/query_backend.ts";
 import { AgentClient } from "./agent_client.ts";
 import { openDatabaseBackend } from "../serve/store_backend.ts";
@@ -18,11 +18,13 @@ import { renderRedTable } from "./red_output.ts";
 import { renderTraceTree } from "./trace_tree.ts";
 import { renderStatus } from "./status_output.ts";
 import {
+  COLONY_HELP,
   MAIN_HELP,
   QUERY_HELP,
   RUN_HELP,
   STATUS_HELP,
   VALIDATE_HELP,
+  VERSION_HELP,
 } from "./help.ts";
 
 /** Bad usage: printed as one line, exit code 2. */
@@ -52,7 +54,10 @@ export async function runCli(argv: string[]): Promise<number> {
     case "version":
     case "--version":
     case "-V":
-      console.log(`coral-agent ${VERSION}`);
+      if (rest.includes("--help") || rest.includes("-h")) {
+        return printHelp(VERSION_HELP);
+      }
+      console.log(versionLine());
       return 0;
     case "run":
       return await runCommand(rest);
@@ -109,9 +114,7 @@ async function colonyCommand(args: string[]): Promise<number> {
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
-    return printHelp(
-      "coral-agent colony --config FILE\n\nRuns a colony: agents push to it (PushBatch), it pulls from agents (QueryEbpfMetrics), and it answers `query ... --colony URL`.",
-    );
+    return printHelp(COLONY_HELP);
   }
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument "${positionals[0]}"`);

@@ -63,3 +63,16 @@ Checks FILE without running: prints "FILE: valid" and a summary, or one
 line per problem with its key path (exit code 2). A colony config (a
 top-level colony:, agents:, pull: or require_registration: key) is checked
 as one.`;
+
+export const COLONY_HELP = `Usage: coral-agent colony --config FILE
+
+Runs a colony: agents push to it (PushBatch), it pulls from agents
+(QueryEbpfMetrics), and it answers "coral-agent query ... --colony URL".
+Stops cleanly on SIGINT or SIGTERM. Check a file first with
+"coral-agent validate --config FILE" (it knows colony files too).`;
+
+export const VERSION_HELP = `Usage: coral-agent version   (or --version, -V)
+
+Prints the version and how this program was built: "source" (deno run),
+"compiled" (deno compile) or "launcher" (a launcher over a deno bundle
+and the Deno runtime), with the commit, Deno version and target.`;

@@ -1,13 +1,13 @@
 /**
- * The colony's protobuf messages, loaded with protobufjs from proto/
- * (field names as written): `coral.colony.v1` (PushBatch) and
+ * The colony's protobuf messages, parsed with protobufjs from the proto
+ * texts carried in the program (src/serve/coral_proto_text.ts, generated
+ * from proto/; field names as written): `coral.colony.v1` (PushBatch) and
  * `coral.agent.v1` (QueryEbpfMetrics, for pulling).
  *
  * @module
  */
 import protobuf from "protobufjs";
-
-const PROTO_DIR = new URL("../../proto/", import.meta.url);
+import { AGENT_PROTO, COLONY_PROTO } from "../serve/coral_proto_text.ts";
 
 let root: protobuf.Root | undefined;
 
@@ -15,10 +15,7 @@ let root: protobuf.Root | undefined;
 export function colonyProtoRoot(): protobuf.Root {
   if (root !== undefined) return root;
   const loaded = new protobuf.Root();
-  for (
-    const file of ["coral/colony/v1/colony.proto", "coral/agent/v1/agent.proto"]
-  ) {
-    const text = Deno.readTextFileSync(new URL(file, PROTO_DIR));
+  for (const text of [COLONY_PROTO, AGENT_PROTO]) {
     protobuf.parse(text, loaded, { keepCase: true });
   }
   loaded.resolveAll();

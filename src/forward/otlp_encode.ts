@@ -22,7 +22,7 @@
  * const body = encodeMetrics("http", batch.http);
  * await fetch(`${endpoint}/v1/metrics`, { method: "POST", body });
  */
-import { createRequire } from "node:module";
+import { TRANSFORMER_ROOT } from "../receive/otlp/transformer_root.ts";
 import {
   type Attributes,
   type AttributeValue,
@@ -110,13 +110,8 @@ interface CollectorRoot {
   };
 }
 
-let collectorRoot: CollectorRoot["opentelemetry"]["proto"]["collector"];
-
 function collector() {
-  collectorRoot ??= (createRequire(import.meta.url)(
-    "@opentelemetry/otlp-transformer/build/src/generated/root.js",
-  ) as CollectorRoot).opentelemetry.proto.collector;
-  return collectorRoot;
+  return (TRANSFORMER_ROOT as CollectorRoot).opentelemetry.proto.collector;
 }
 
 // ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@
  * protobufjs yields bytes as Uint8Array (Buffer under Deno), 64-bit integers
  * as long.js objects, and null for fields the message left out.
  */
-import { createRequire } from "node:module";
+import { TRANSFORMER_ROOT } from "./transformer_root.ts";
 import type { Attributes, AttributeValue } from "../../model/records.ts";
 import {
   type DecodedExponentialPoint,
@@ -143,9 +143,7 @@ interface OtlpRoot {
   };
 }
 
-const root = createRequire(import.meta.url)(
-  "@opentelemetry/otlp-transformer/build/src/generated/root.js",
-) as OtlpRoot;
+const root = TRANSFORMER_ROOT as OtlpRoot;
 const collector = root.opentelemetry.proto.collector;
 const TraceRequest = collector.trace.v1.ExportTraceServiceRequest;
 const MetricsRequest = collector.metrics.v1.ExportMetricsServiceRequest;
