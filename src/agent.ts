@@ -29,6 +29,8 @@ import { StoreQueryBackend } from "./serve/store_backend.ts";
 export interface AgentOptions {
   log: Logger;
   configPath?: string;
+  /** Kept across a reload (SIGHUP), so `status` counts since the process began. */
+  counters?: Counters;
 }
 
 interface Component {
@@ -36,7 +38,7 @@ interface Component {
 }
 
 export class Agent {
-  readonly counters = new Counters();
+  readonly counters: Counters;
   readonly receivers: Record<string, { listen: string }> = {};
   #capabilities: CapabilityReport | undefined;
   #components: Component[] = [];
@@ -45,7 +47,9 @@ export class Agent {
   private constructor(
     readonly config: AgentConfig,
     private readonly options: AgentOptions,
-  ) {}
+  ) {
+    this.counters = options.counters ?? new Counters();
+  }
 
   /** What the kernel allows, probed at start whether or not beyla is enabled. */
   get capabilities(): CapabilityReport | undefined {

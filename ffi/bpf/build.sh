@@ -18,6 +18,13 @@ need "$CLANG" clang-16
 need "$STRIP" llvm-16
 [ -f /usr/include/bpf/bpf_helpers.h ] || { log "bpf/bpf_helpers.h not found: apt-get install -y libbpf-dev"; exit 1; }
 
+# The target's registers (PT_REGS_* macros) and the multiarch include dir.
+case "${BPF_ARCH:-$(uname -m)}" in
+  x86_64 | x86) target_arch=x86 multiarch=x86_64-linux-gnu ;;
+  aarch64 | arm64) target_arch=arm64 multiarch=aarch64-linux-gnu ;;
+  *) log "unsupported architecture $(uname -m): x86_64 or aarch64"; exit 1 ;;
+esac
+
 if [ ! -s vmlinux.h ]; then
   need bpftool bpftool
   [ -r /sys/kernel/btf/vmlinux ] || { log "/sys/kernel/btf/vmlinux missing: kernel built without CONFIG_DEBUG_INFO_BTF"; exit 1; }
@@ -42,8 +49,8 @@ for src in "${sources[@]}"; do
   name=${src%.bpf.c}
   [[ $name =~ ^[a-z][a-z0-9_]*$ ]] || { log "$src: name must match [a-z][a-z0-9_]*"; exit 1; }
   log "compiling $src"
-  "$CLANG" -target bpf -g -O2 -Wall -D__TARGET_ARCH_x86 \
-    -I . -I /usr/include/x86_64-linux-gnu -c "$src" -o "out/$name.bpf.o"
+  "$CLANG" -target bpf -g -O2 -Wall "-D__TARGET_ARCH_$target_arch" \
+    -I . -I "/usr/include/$multiarch" -c "$src" -o "out/$name.bpf.o"
   "$STRIP" -g "out/$name.bpf.o"
   printf '  %s:\n    "%s",\n' "$name" "$(base64 -w0 "out/$name.bpf.o")" >> "$gen"
 done

@@ -54,8 +54,15 @@ ${SOURCE_OPTIONS}`;
 
 export const RUN_HELP = `Usage: coral-agent [run] --config FILE
 
-Runs the agent: OTLP receivers, storage, query API. Stops cleanly on
-SIGINT or SIGTERM, flushing what it accepted.`;
+Runs the agent: OTLP receivers, eBPF capture, storage, query API.
+
+Signals:
+  SIGINT, SIGTERM  flush what was accepted, detach the probes, exit 0
+  SIGHUP           re-read FILE: an invalid file is refused (problems logged,
+                   the agent goes on); a changed one restarts the agent's
+                   parts in this process on the new configuration, after
+                   flushing everything accepted (OTLP ports refuse and the
+                   capture is detached for about half a second)`;
 
 export const VALIDATE_HELP = `Usage: coral-agent validate --config FILE
 
