@@ -7,7 +7,11 @@ cd "$(dirname "$0")"
 
 DENO_VERSION=2.9.6
 APT_PACKAGES=(curl ca-certificates clang-16 llvm-16 bpftool libbpf-dev libelf-dev zlib1g-dev python3 nginx wrk
-  openssl postgresql postgresql-contrib mariadb-server mariadb-client redis-server redis-tools prometheus)
+  openssl postgresql postgresql-contrib mariadb-server mariadb-client redis-server redis-tools prometheus
+  dpkg-dev gcc make binutils bzip2 xz-utils strace util-linux)
+# ffi/libbpf/build_libbpf.sh builds libbpf, libelf and zlib from Debian's
+# source packages (apt-get source): that needs deb-src entries.
+DEB_SRC_LIST=/etc/apt/sources.list.d/coral-agent-deb-src.sources
 # Started by their packages on install; the tests run private instances
 # (tests/support/db_servers.ts, tests/prometheus_test.ts), so these only hold
 # ports and memory (prometheus-node-exporter comes as a recommendation).
@@ -20,13 +24,29 @@ if ! command -v deno >/dev/null 2>&1 || [ "$(deno --version | head -n1 | cut -d'
   npm install -g --no-fund --no-audit "deno@$DENO_VERSION" >&2
 fi
 
+apt_update_needed=false
+if ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    log "adding deb-src entries for Debian's sources ($DEB_SRC_LIST)"
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$DEB_SRC_LIST"
+  elif grep -qs '^deb ' /etc/apt/sources.list; then
+    log "adding deb-src entries for Debian's sources (/etc/apt/sources.list.d/coral-agent-deb-src.list)"
+    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >/etc/apt/sources.list.d/coral-agent-deb-src.list
+  else
+    log "no Debian apt sources found: ffi/libbpf/build_libbpf.sh will not find its sources"
+  fi
+  apt_update_needed=true
+fi
+
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+if [ ${#missing[@]} -gt 0 ] || $apt_update_needed; then
+  apt-get update -qq >&2
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from apt"
-  apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
 
@@ -54,5 +74,7 @@ if [ ! -d /sys/kernel/tracing/events ] && [ "$(id -u)" = 0 ]; then
 fi
 log "building BPF objects"
 bash ffi/bpf/build.sh
+log "building the self-contained libbpf (first time: about a minute)"
+bash ffi/libbpf/build_libbpf.sh
 
 log "ready: $(deno --version | head -n1)"

@@ -179,8 +179,7 @@ function probeKernel(): CapabilityReport["kernel"] {
 
 function probeLibbpf(): Capability {
   try {
-    nativeSymbols();
-    return { present: true, detail: "libbpf.so.1" };
+    return { present: true, detail: nativeSymbols().libbpf };
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
     return absent(detail, `libbpf: ${detail}`);

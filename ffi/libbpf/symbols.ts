@@ -10,7 +10,9 @@
  * @module
  */
 
-/** libbpf.so.1 */
+import { locateLibbpf } from "./bundled_library.ts";
+
+/** libbpf.so.1, or the embedded libbpf-coral.so (bundled_library.ts) */
 export const LIBBPF_SYMBOLS = {
   // libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
   // typedef int (*libbpf_print_fn_t)(enum libbpf_print_level level, const char *fmt, va_list ap);
@@ -156,38 +158,46 @@ export const LIBC_SYMBOLS = {
 export interface Native {
   readonly bpf: Deno.DynamicLibrary<typeof LIBBPF_SYMBOLS>["symbols"];
   readonly libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+  /** Which libbpf was opened: "embedded libbpf 1.1.2, … at PATH" or "system libbpf.so.1". */
+  readonly libbpf: string;
 }
 
 let native: Native | undefined;
 
 /**
- * Opens libbpf.so.1 and libc.so.6 on first use (needs `--allow-ffi`); later
- * calls return the same symbols. Libraries stay open for the process' life.
+ * Opens libbpf and libc.so.6 on first use (needs `--allow-ffi`); later calls
+ * return the same symbols. Libraries stay open for the process' life. libbpf
+ * is the copy embedded in the program when there is one (written to a cache
+ * directory first, see bundled_library.ts), else the system's libbpf.so.1.
  *
- * @throws Error "Cannot load libbpf.so.1: …" when the library or permission is missing.
+ * @throws Error "Cannot load libbpf.so.1: …" when the library or permission is missing,
+ * "Cannot extract embedded libbpf to DIR: …" when the cache directory is unsafe.
  */
 export function nativeSymbols(): Native {
   if (native) return native;
-  const bpf = open(
-    "libbpf.so.1",
-    LIBBPF_SYMBOLS,
-    "install libbpf1 (apt-get install -y libbpf1)",
-  );
-  const libc = open("libc.so.6", LIBC_SYMBOLS, "glibc is required");
-  native = { bpf: bpf.symbols, libc: libc.symbols };
+  const library = locateLibbpf();
+  const bpf = open(library.path, LIBBPF_SYMBOLS, {
+    name: library.name,
+    hint: library.hint,
+  });
+  const libc = open("libc.so.6", LIBC_SYMBOLS, {
+    name: "libc.so.6",
+    hint: "glibc is required",
+  });
+  native = { bpf: bpf.symbols, libc: libc.symbols, libbpf: library.detail };
   return native;
 }
 
 function open<S extends Deno.ForeignLibraryInterface>(
   path: string,
   symbols: S,
-  hint: string,
+  { name, hint }: { name: string; hint: string },
 ): Deno.DynamicLibrary<S> {
   try {
     return Deno.dlopen(path, symbols);
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new Error(`Cannot load ${path}: ${detail} (${hint})`, { cause });
+    throw new Error(`Cannot load ${name}: ${detail} (${hint})`, { cause });
   }
 }
 

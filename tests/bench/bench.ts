@@ -17,8 +17,12 @@
  * - Colony (colony_bench.ts): ingest rows/s of the colony from 10 agents
  *   pushing at once against a read-only HTTP sink, and `query http` across
  *   30 days of data from 100 services and 10 agents.
+ * - Executable (executable_bench.ts): the built `coral-agent` against the
+ *   same program from source: size, first run, `version`, agent start to
+ *   /healthz, RSS, SIGTERM to exit. Runs build.sh unless
+ *   CORAL_SMOKE_ARTIFACT names an executable.
  *
- * Options: --only otlp|ebpf|protocols|colony (default all four, in that order),
+ * Options: --only otlp|ebpf|protocols|colony|executable (default all five, in that order),
  * --seconds N (per load phase, wrk or benchmark client run, default 10), --concurrency N (OTLP requests in
  * flight, 10, the OpenTelemetry Collector exporter's default number of
  * sending consumers), --connections N (wrk connections at full speed, 20),
@@ -26,6 +30,7 @@
  */
 import { parseArgs } from "node:util";
 import { colonyBench } from "./colony_bench.ts";
+import { executableBench } from "./executable_bench.ts";
 import { ebpfBench, ebpfUnavailable } from "./ebpf_bench.ts";
 import { otlpBench } from "./otlp_bench.ts";
 import { protocolsBench, protocolsUnavailable } from "./protocols_bench.ts";
@@ -54,7 +59,7 @@ const concurrency = number("concurrency");
 const connections = number("connections");
 const rate = number("rate");
 const only = values.only;
-const PARTS = ["otlp", "ebpf", "protocols", "colony"];
+const PARTS = ["otlp", "ebpf", "protocols", "colony", "executable"];
 if (only !== undefined && !PARTS.includes(only)) {
   problems.push(`--only: expected ${PARTS.join(", ")}, got "${only}"`);
 }
@@ -67,6 +72,7 @@ const runOtlp = only === undefined || only === "otlp";
 const runEbpf = only === undefined || only === "ebpf";
 const runProtocols = only === undefined || only === "protocols";
 const runColony = only === undefined || only === "colony";
+const runExecutable = only === undefined || only === "executable";
 const unavailable = (part: string, missing: string[]) => {
   if (missing.length === 0) return;
   console.error(
@@ -89,3 +95,7 @@ if (runProtocols) {
   console.log();
 }
 if (runColony) console.log(await colonyBench());
+if (runExecutable) {
+  console.log();
+  console.log(await executableBench());
+}
