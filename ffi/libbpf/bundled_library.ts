@@ -9,8 +9,9 @@
  * The bytes come from {@linkcode provideLibbpf} when an entry file hands them
  * over (bundlers do not follow computed imports), otherwise from importing
  * libbpf_so.gen.ts by a computed specifier, so that `deno check` passes on a
- * fresh clone; `deno compile` therefore needs
- * `--include ffi/libbpf/libbpf_so.gen.ts`.
+ * fresh clone. build.sh's entry (dist/.build/entry.ts) imports the generated
+ * module itself and calls `provideLibbpf`, for `deno bundle` and
+ * `deno compile` alike.
  *
  * @module
  */

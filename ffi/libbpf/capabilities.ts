@@ -242,6 +242,13 @@ function probeTracepoints(
   canProbeType: boolean,
 ): Capability {
   const root = roots.find((r) => exists(`${r}/events`));
+  const closed = roots.find((r) => denied(`${r}/events`));
+  if (root === undefined && closed !== undefined) {
+    return absent(
+      "tracefs not readable",
+      `tracepoints: ${closed} is mounted but not searchable by this user: needs CAP_DAC_READ_SEARCH (or root)`,
+    );
+  }
   if (root === undefined) {
     return absent(
       "no tracefs",
@@ -266,7 +273,7 @@ function probeTracepoints(
       if (supported === 0) {
         return absent(
           root,
-          "tracepoints: the kernel does not load BPF_PROG_TYPE_TRACEPOINT programs (Linux 4.7+)",
+          "tracepoints: the kernel does not load BPF_PROG_TYPE_TRACEPOINT programs for this process (needs Linux 4.7+ and CAP_PERFMON or CAP_SYS_ADMIN)",
         );
       }
     } catch {
@@ -282,6 +289,16 @@ function cannotCheck(what: string): Capability {
 
 function absent(detail: string, missing: string): Capability {
   return { present: false, detail, missing };
+}
+
+/** `path` exists but this process may not look (EACCES). */
+function denied(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.PermissionDenied;
+  }
 }
 
 function exists(path: string): boolean {

@@ -128,7 +128,14 @@ export class TlsProbes {
       }
     }
     if (attached === 0) {
-      this.#warn(`tls: no probe attached to ${library}`);
+      const denied = this.#failures.some((f) => /EACCES|EPERM/.test(f));
+      this.#warn(
+        `tls: no probe attached to ${library}${
+          denied
+            ? " (permission denied: uprobes need CAP_SYS_ADMIN on Linux 6.16+ and on kernels with that change backported)"
+            : ""
+        }`,
+      );
     }
   }
 

@@ -4,6 +4,7 @@
  * CLI against it.
  */
 import { stringify } from "yaml";
+import { StderrText, untilHealthy } from "./served_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -30,8 +31,7 @@ export interface CliResult {
 
 export class AgentProcess {
   #child: Deno.ChildProcess | undefined;
-  #stderr = "";
-  #stderrDone: Promise<void> | undefined;
+  #stderr: StderrText | undefined;
 
   private constructor(
     readonly dir: string,
@@ -58,7 +58,7 @@ export class AgentProcess {
   }
   /** What the agent wrote to stderr so far. */
   get log(): string {
-    return this.#stderr;
+    return this.#stderr?.text ?? "";
   }
 
   static async start(options: AgentProcessOptions = {}): Promise<AgentProcess> {
@@ -102,30 +102,8 @@ export class AgentProcess {
       stderr: "piped",
     }).spawn();
     this.#child = child;
-    this.#stderr = "";
-    this.#stderrDone = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of child.stderr) {
-        this.#stderr += decoder.decode(chunk, { stream: true });
-      }
-    })();
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      try {
-        const response = await fetch(`${this.apiUrl}/healthz`);
-        await response.body?.cancel();
-        if (response.ok) return;
-      } catch { /* not up yet */ }
-      const exited = await Promise.race([
-        child.status.then((s) => s),
-        new Promise<undefined>((r) => setTimeout(() => r(undefined), 100)),
-      ]);
-      if (exited) {
-        await this.#stderrDone;
-        throw new Error(`agent exited with ${exited.code}:\n${this.#stderr}`);
-      }
-    }
-    throw new Error(`agent did not answer within 60s:\n${this.#stderr}`);
+    this.#stderr = new StderrText(child.stderr);
+    await untilHealthy(child, this.apiUrl, this.#stderr, "agent");
   }
 
   /** Stops with `signal` and waits; returns the exit code. */
@@ -137,7 +115,7 @@ export class AgentProcess {
       child.kill(signal);
     } catch { /* already gone */ }
     const status = await child.status;
-    await this.#stderrDone;
+    await this.#stderr?.done;
     return status.code;
   }
 

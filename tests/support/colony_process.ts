@@ -6,6 +6,7 @@
 import { stringify } from "yaml";
 import protobuf from "protobufjs";
 import { type CliResult, freePort, runCli } from "./agent_process.ts";
+import { StderrText, untilHealthy } from "./served_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const PROTO =
@@ -33,8 +34,7 @@ export interface PushAnswer {
 
 export class ColonyProcess {
   #child: Deno.ChildProcess | undefined;
-  #stderr = "";
-  #stderrDone: Promise<void> | undefined;
+  #stderr: StderrText | undefined;
 
   private constructor(
     readonly dir: string,
@@ -46,7 +46,7 @@ export class ColonyProcess {
     return `http://127.0.0.1:${this.port}`;
   }
   get log(): string {
-    return this.#stderr;
+    return this.#stderr?.text ?? "";
   }
 
   /** `config` sections are merged over the test defaults. */
@@ -94,30 +94,8 @@ export class ColonyProcess {
       stderr: "piped",
     }).spawn();
     this.#child = child;
-    this.#stderr = "";
-    this.#stderrDone = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of child.stderr) {
-        this.#stderr += decoder.decode(chunk, { stream: true });
-      }
-    })();
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      try {
-        const response = await fetch(`${this.url}/healthz`);
-        await response.body?.cancel();
-        if (response.ok) return;
-      } catch { /* not up yet */ }
-      const exited = await Promise.race([
-        child.status,
-        new Promise<undefined>((r) => setTimeout(() => r(undefined), 100)),
-      ]);
-      if (exited) {
-        await this.#stderrDone;
-        throw new Error(`colony exited with ${exited.code}:\n${this.#stderr}`);
-      }
-    }
-    throw new Error(`colony did not answer within 60s:\n${this.#stderr}`);
+    this.#stderr = new StderrText(child.stderr);
+    await untilHealthy(child, this.url, this.#stderr, "colony");
   }
 
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<number> {
@@ -128,7 +106,7 @@ export class ColonyProcess {
       child.kill(signal);
     } catch { /* gone */ }
     const status = await child.status;
-    await this.#stderrDone;
+    await this.#stderr?.done;
     return status.code;
   }
 
