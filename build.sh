@@ -91,7 +91,9 @@ bash ffi/bpf/build.sh
 log "building the self-contained libbpf"
 bash ffi/libbpf/build_libbpf.sh
 
-commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
+# The commit, as hex (a tag name would hide which commit it is).
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo 0)
+git diff --quiet HEAD 2>/dev/null || commit="$commit-dirty"
 rm -rf "$work" "$out" "$out.sha256"
 mkdir -p "$work"
 

@@ -11,7 +11,7 @@ export const VERSION = "0.1.0";
 /** How the running program was made. */
 export interface BuildInfo {
   kind: "source" | "compiled" | "launcher";
-  /** `git describe --always --dirty` at build time. */
+  /** The commit built, as hex, with "-dirty" when the tree had changes. */
   commit?: string;
 }
 
