@@ -20,6 +20,7 @@ import { loadColonyConfigFile } from "../src/colony/config.ts";
 import type { AgentConfig } from "../src/config/schema.ts";
 import type { ColonyConfig } from "../src/config/colony_schema.ts";
 import { capName, LEAST } from "./support/least_capabilities.ts";
+import { outputText } from "./support/served_process.ts";
 
 const EXAMPLES = new URL("../examples/", import.meta.url);
 const path = (name: string) => fileURLToPath(new URL(name, EXAMPLES));
@@ -88,16 +89,14 @@ function hasSystemdAnalyze(): boolean {
 async function systemdAnalyze(
   args: string[],
 ): Promise<{ code: number; output: string }> {
-  const out = await new Deno.Command("systemd-analyze", {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    output: decoder.decode(out.stdout) + decoder.decode(out.stderr),
-  };
+  const out = await outputText(
+    new Deno.Command("systemd-analyze", {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
+  return { code: out.code, output: out.stdout + out.stderr };
 }
 
 Deno.test("systemd: the agent unit grants exactly the proven capabilities, each explained", async (t) => {

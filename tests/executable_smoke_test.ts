@@ -19,14 +19,9 @@ import { ebpfTest } from "../ffi/libbpf/testing.ts";
 import { builtExecutable, checkoutDir } from "./support/built_executable.ts";
 import { freePort } from "./support/agent_process.ts";
 import { startTestHttpServer } from "./support/test_http_server.ts";
+import { type CommandText, outputText } from "./support/served_process.ts";
 
 const decoder = new TextDecoder();
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** An empty directory holding only a copy of the executable. */
 async function emptyDirWithExecutable(): Promise<string> {
@@ -44,20 +39,17 @@ function minimalEnv(dir: string): Record<string, string> {
 }
 
 /** `./coral-agent ARGS` from `dir`, minimal environment. */
-async function run(dir: string, ...args: string[]): Promise<Result> {
-  const output = await new Deno.Command(`${dir}/coral-agent`, {
-    args,
-    cwd: dir,
-    clearEnv: true,
-    env: minimalEnv(dir),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function run(dir: string, ...args: string[]): Promise<CommandText> {
+  return outputText(
+    new Deno.Command(`${dir}/coral-agent`, {
+      args,
+      cwd: dir,
+      clearEnv: true,
+      env: minimalEnv(dir),
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
 }
 
 Deno.test({
@@ -188,7 +180,10 @@ function inHiddenNamespace(
   }).spawn();
 }
 
-async function hiddenCli(dir: string, ...args: string[]): Promise<Result> {
+async function hiddenCli(
+  dir: string,
+  ...args: string[]
+): Promise<CommandText> {
   const output = await inHiddenNamespace(dir, args).output();
   return {
     code: output.code,

@@ -4,7 +4,12 @@
  * CLI against it.
  */
 import { stringify } from "yaml";
-import { StderrText, untilHealthy } from "./served_process.ts";
+import {
+  outputText,
+  StderrText,
+  stopChild,
+  untilHealthy,
+} from "./served_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -111,12 +116,7 @@ export class AgentProcess {
     const child = this.#child;
     if (!child) return 0;
     this.#child = undefined;
-    try {
-      child.kill(signal);
-    } catch { /* already gone */ }
-    const status = await child.status;
-    await this.#stderr?.done;
-    return status.code;
+    return await stopChild(child, this.#stderr, signal);
   }
 
   /** Starts the agent again on the same directory, database and ports. */
@@ -156,16 +156,12 @@ export class AgentProcess {
 }
 
 /** Runs the CLI as a separate process, exactly as a user would. */
-export async function runCli(args: string[]): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+export function runCli(args: string[]): Promise<CliResult> {
+  return outputText(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
 }

@@ -6,7 +6,7 @@
 import { stringify } from "yaml";
 import protobuf from "protobufjs";
 import { type CliResult, freePort, runCli } from "./agent_process.ts";
-import { StderrText, untilHealthy } from "./served_process.ts";
+import { StderrText, stopChild, untilHealthy } from "./served_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const PROTO =
@@ -102,12 +102,7 @@ export class ColonyProcess {
     const child = this.#child;
     if (!child) return 0;
     this.#child = undefined;
-    try {
-      child.kill(signal);
-    } catch { /* gone */ }
-    const status = await child.status;
-    await this.#stderr?.done;
-    return status.code;
+    return await stopChild(child, this.#stderr, signal);
   }
 
   /** Starts again on the same directory, database and port. */

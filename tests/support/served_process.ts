@@ -53,3 +53,35 @@ export async function untilHealthy(
     `${name} did not answer within ${timeoutMs / 1000}s:\n${stderr.text}`,
   );
 }
+
+/** What a command printed and how it ended. */
+export interface CommandText {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `command` (stdout and stderr piped) to its end, outputs as text. */
+export async function outputText(command: Deno.Command): Promise<CommandText> {
+  const output = await command.output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Sends `signal` (if the child still runs), waits for it and its stderr; the exit code. */
+export async function stopChild(
+  child: Deno.ChildProcess,
+  stderr: StderrText | undefined,
+  signal: Deno.Signal,
+): Promise<number> {
+  try {
+    child.kill(signal);
+  } catch { /* already gone */ }
+  const { code } = await child.status;
+  await stderr?.done;
+  return code;
+}

@@ -14,7 +14,13 @@
  * @module
  */
 import { stringify } from "yaml";
-import { StderrText, untilHealthy } from "./served_process.ts";
+import {
+  type CommandText,
+  outputText,
+  StderrText,
+  stopChild,
+  untilHealthy,
+} from "./served_process.ts";
 import type { Cap } from "./least_capabilities.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -39,31 +45,23 @@ export function setprivArgs(caps: readonly Cap[]): string[] {
 }
 
 /** Output of a command run as `nobody`. */
-export interface AsUserResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type AsUserResult = CommandText;
 
 /** Runs `command` as `nobody` with exactly `caps` (and `env` only). */
-export async function runAsNobody(
+export function runAsNobody(
   caps: readonly Cap[],
   command: string[],
   env: Record<string, string> = { PATH: "/usr/bin:/bin" },
 ): Promise<AsUserResult> {
-  const out = await new Deno.Command("setpriv", {
-    args: [...setprivArgs(caps), ...command],
-    env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
+  return outputText(
+    new Deno.Command("setpriv", {
+      args: [...setprivArgs(caps), ...command],
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
 }
 
 /** A Deno and a main.ts that `nobody` can run, and a DENO_DIR it owns. */
@@ -423,12 +421,7 @@ export class UnprivilegedAgent implements AsyncDisposable {
     const child = this.#child;
     if (!child) return 0;
     this.#child = undefined;
-    try {
-      child.kill(signal);
-    } catch { /* already gone */ }
-    const { code } = await child.status;
-    await this.#stderr?.done;
-    return code;
+    return await stopChild(child, this.#stderr, signal);
   }
 
   #removeDir(): Promise<void> {
