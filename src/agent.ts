@@ -31,6 +31,11 @@ export interface AgentOptions {
   configPath?: string;
   /** Kept across a reload (SIGHUP), so `status` counts since the process began. */
   counters?: Counters;
+  /**
+   * An open store for `config.storage.path` to use instead of opening it:
+   * what {@linkcode Agent.handOverStore} returned on a reload.
+   */
+  store?: DuckDbStore;
 }
 
 interface Component {
@@ -41,6 +46,7 @@ export class Agent {
   readonly counters: Counters;
   readonly receivers: Record<string, { listen: string }> = {};
   #capabilities: CapabilityReport | undefined;
+  #store: DuckDbStore | undefined;
   #components: Component[] = [];
   #stopping: Promise<void> | undefined;
 
@@ -73,10 +79,11 @@ export class Agent {
   async #start(): Promise<void> {
     const { config, counters } = this;
     const log = this.options.log;
-    const store = await DuckDbStore.open(config.storage.path, {
-      agentId: config.agent.id,
-      counters,
-    });
+    const store = this.options.store ?? await DuckDbStore.open(
+      config.storage.path,
+      { agentId: config.agent.id, counters },
+    );
+    this.#store = store;
     this.#components.push(store);
     // The forwarder's acks hold unforwarded rows past retention: load them
     // before retention first runs.
@@ -106,7 +113,7 @@ export class Agent {
     // GET /metrics: cumulative RED histograms of every committed batch.
     const prometheus = new PrometheusExposition({ counters });
     sink.follow(prometheus);
-    log.info("storage open", {
+    log.info(this.options.store ? "storage kept open" : "storage open", {
       path: config.storage.path,
       session_id: store.sessionId,
     });
@@ -225,6 +232,21 @@ export class Agent {
         Object.entries(this.receivers).map(([k, v]) => [k, v.listen]),
       ),
     });
+  }
+
+  /**
+   * For a reload on the same storage: stops everything but the store, which
+   * is flushed and left open for the next agent (no close, checkpoint and
+   * open in between).
+   */
+  async handOverStore(): Promise<DuckDbStore> {
+    const store = this.#store;
+    if (store === undefined) throw new Error("the agent has no store");
+    this.#components = this.#components.filter((c) => c !== store);
+    await this.shutdown();
+    await store.flush();
+    store.setRetentionHold(undefined);
+    return store;
   }
 
   /** Stops receivers first, then flushes and closes storage. Safe twice. */

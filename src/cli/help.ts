@@ -61,8 +61,9 @@ Signals:
   SIGHUP           re-read FILE: an invalid file is refused (problems logged,
                    the agent goes on); a changed one restarts the agent's
                    parts in this process on the new configuration, after
-                   flushing everything accepted (OTLP ports refuse and the
-                   capture is detached for about half a second)`;
+                   flushing everything accepted (meanwhile OTLP ports refuse
+                   and the capture is detached: ~10 ms without eBPF, ~2.4 s
+                   with it)`;
 
 export const VALIDATE_HELP = `Usage: coral-agent validate --config FILE
 

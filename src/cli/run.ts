@@ -6,7 +6,8 @@
  * (every problem, one line each) and the running agent goes on untouched. A
  * valid, changed file restarts the agent's parts in this process: everything
  * accepted is flushed to storage, probes are detached, and the agent starts
- * again on the new configuration, with the same counters. If the new
+ * again on the new configuration, with the same counters and, when the
+ * storage path and agent id stay, the same open database. If the new
  * configuration cannot start (a port taken, say), the previous one is
  * started again; if that fails too, the process exits 1.
  */
@@ -69,9 +70,12 @@ export async function runAgentCommand(
       changed: changedSections(agent.config, next).join(","),
     });
     const previous = agent.config;
-    await agent.shutdown();
+    const sameStore = next.storage.path === previous.storage.path &&
+      next.agent.id === previous.agent.id;
+    const store = sameStore ? await agent.handOverStore() : undefined;
+    if (!sameStore) await agent.shutdown();
     try {
-      agent = await Agent.start(next, { log, configPath, counters });
+      agent = await Agent.start(next, { log, configPath, counters, store });
       counters.add("agent.config.reloads");
       log.info("reloaded", { ms: Math.round(performance.now() - started) });
     } catch (error) {

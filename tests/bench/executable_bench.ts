@@ -2,7 +2,8 @@
  * The built executable against the same program run from source
  * (`deno run -A main.ts`), measured in one run: file size, the first run
  * (unpacking), a warm `version`, an agent with the eBPF capture on from
- * start to /healthz, its resident memory once started, and SIGTERM to exit.
+ * start to /healthz, its resident memory once started, a SIGHUP reload (as
+ * the agent logs it) and SIGTERM to exit.
  *
  * Each timing is the median of `rounds` runs. The executable comes from
  * tests/support/built_executable.ts (CORAL_SMOKE_ARTIFACT, else build.sh).
@@ -11,6 +12,7 @@ import { stringify } from "yaml";
 import { builtExecutable } from "../support/built_executable.ts";
 import { freePort } from "../support/agent_process.ts";
 import { startTestHttpServer } from "../support/test_http_server.ts";
+import { StderrText } from "../support/served_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -52,6 +54,7 @@ function rssMiB(pid: number): number {
 interface AgentRun {
   startMs: number;
   rssMiB: number;
+  reloadMs: number;
   stopMs: number;
 }
 
@@ -62,11 +65,10 @@ async function agentRun(
 ): Promise<AgentRun> {
   const api = freePort();
   const config = `${dir}/agent-${api}.yaml`;
-  await Deno.writeTextFile(
-    config,
+  const settings = (retention: string) =>
     stringify({
       agent: { id: "bench", api_listen: `127.0.0.1:${api}` },
-      storage: { path: `${dir}/agent-${api}.duckdb` },
+      storage: { path: `${dir}/agent-${api}.duckdb`, retention },
       otlp: {
         http_listen: `127.0.0.1:${freePort()}`,
         grpc_listen: `127.0.0.1:${freePort()}`,
@@ -75,16 +77,17 @@ async function agentRun(
         enabled: true,
         discovery: { services: [{ name: "bench", open_port: servicePort }] },
       },
-    }),
-  );
+    });
+  await Deno.writeTextFile(config, settings("1h"));
   const started = performance.now();
   const child = new Deno.Command(program.argv[0]!, {
     args: [...program.argv.slice(1), "run", "--config", config],
     clearEnv: true,
     env: program.env,
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
+  const log = new StderrText(child.stderr);
   for (;;) {
     const response = await fetch(`http://127.0.0.1:${api}/healthz`).catch(
       () => undefined,
@@ -101,14 +104,27 @@ async function agentRun(
   await new Promise((r) => setTimeout(r, 2_000));
   // The launcher execs the runtime: the child's pid is the agent's.
   const rss = rssMiB(child.pid);
+  // A reload that changes the retention: the agent logs its duration.
+  await Deno.writeTextFile(config, settings("2h"));
+  const before = log.text.length;
+  child.kill("SIGHUP");
+  let reloaded: RegExpExecArray | null = null;
+  while (!(reloaded = /reloaded ms=(\d+)/.exec(log.text.slice(before)))) {
+    if (performance.now() - started > 180_000) {
+      child.kill("SIGKILL");
+      throw new Error(`${program.name}: no reload:\n${log.text}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const signalled = performance.now();
   child.kill("SIGTERM");
   const status = await child.status;
   const stopMs = performance.now() - signalled;
+  await log.done;
   if (status.code !== 0) {
     throw new Error(`${program.name}: exit ${status.code}`);
   }
-  return { startMs, rssMiB: rss, stopMs };
+  return { startMs, rssMiB: rss, reloadMs: Number(reloaded[1]), stopMs };
 }
 
 export async function executableBench(
@@ -172,6 +188,12 @@ export async function executableBench(
         m(runs.built, "rssMiB"),
         m(runs.source, "rssMiB"),
         "MiB",
+      ),
+      row(
+        "SIGHUP reload (eBPF on), as logged",
+        m(runs.built, "reloadMs"),
+        m(runs.source, "reloadMs"),
+        "ms",
       ),
       row(
         "SIGTERM to exit 0",
