@@ -16,7 +16,6 @@
  *
  * @module
  */
-import type { BeylaConfig } from "../config/schema.ts";
 import type { Counters } from "../model/counters.ts";
 import type {
   Attributes,
@@ -25,7 +24,7 @@ import type {
   SpanRecord,
 } from "../model/records.ts";
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
-import { metricWindow } from "./window_records.ts";
+import { type CallWindowsOptions, OpenWindow } from "./window_records.ts";
 import type { Traceparent } from "../decode/http1.ts";
 import { SpanMaker } from "./span_maker.ts";
 
@@ -50,19 +49,7 @@ export interface GrpcCall {
 }
 
 /** Options of {@linkcode GrpcWindows}. */
-export interface GrpcWindowsOptions {
-  /** Uses attributes and sampling.rate. */
-  beyla: BeylaConfig;
-  counters: Counters;
-  /** Start of the first window (Unix ms); default now. */
-  startMs?: number;
-  /** Series per window before new ones are dropped (counted). Default 10000. */
-  maxSeries?: number;
-  /** Spans held until takeSpans() before new ones are dropped (counted). Default 50000. */
-  maxPendingSpans?: number;
-  /** Random bytes for trace and span ids; default crypto.getRandomValues. */
-  randomBytes?: (into: Uint8Array) => void;
-}
+export type GrpcWindowsOptions = CallWindowsOptions;
 
 interface Series {
   serviceName: string;
@@ -114,30 +101,20 @@ export function isGrpcError(side: CallSide, statusCode: number): boolean {
 
 export class GrpcWindows {
   readonly #counters: Counters;
-  readonly #maxSeries: number;
   readonly #spans: SpanMaker;
   readonly #methods = new Map<string, MethodParts>();
   /** Open window: service → method → status (servers) or status and peer (clients). */
-  #series = new Map<string, Map<string, Map<string | number, Series>>>();
-  #seriesCount = 0;
-  #windowStartMs: number;
+  readonly #window: OpenWindow<Series>;
 
   constructor(options: GrpcWindowsOptions) {
     this.#counters = options.counters;
-    this.#maxSeries = options.maxSeries ?? 10_000;
-    this.#spans = new SpanMaker({
-      beyla: options.beyla,
-      counters: options.counters,
-      kind: "grpc",
-      maxPendingSpans: options.maxPendingSpans,
-      randomBytes: options.randomBytes,
-    });
-    this.#windowStartMs = options.startMs ?? Date.now();
+    this.#spans = new SpanMaker({ ...options, kind: "grpc" });
+    this.#window = new OpenWindow("grpc", options);
   }
 
   /** Series in the open window. */
   get seriesCount(): number {
-    return this.#seriesCount;
+    return this.#window.count;
   }
 
   /** Spans waiting for takeSpans(). */
@@ -165,48 +142,23 @@ export class GrpcWindows {
    * latencies in ms. The next window starts at `endMs`.
    */
   closeWindow(endMs = Date.now()): GrpcMetricRecord[] {
-    const windowStartMs = this.#windowStartMs;
-    const timestampMs = Math.max(endMs, windowStartMs);
-    this.#windowStartMs = timestampMs;
-    const records: GrpcMetricRecord[] = [];
-    for (const methods of this.#series.values()) {
-      for (const series of methods.values()) {
-        for (const s of series.values()) {
-          records.push({
-            ...metricWindow(s, timestampMs, windowStartMs),
-            method: s.method,
-            statusCode: s.statusCode,
-          });
-        }
-      }
-    }
-    this.#series = new Map();
-    this.#seriesCount = 0;
-    return records;
+    return this.#window.close(endMs, (s, window) => ({
+      ...window,
+      method: s.method,
+      statusCode: s.statusCode,
+    }));
   }
 
   #addToSeries(c: GrpcCall, status: number): void {
     const client = c.side === "client";
-    let methods = this.#series.get(c.serviceName);
-    if (methods === undefined) {
-      methods = new Map();
-      this.#series.set(c.serviceName, methods);
-    }
-    let byCall = methods.get(c.method);
-    if (byCall === undefined) {
-      byCall = new Map();
-      methods.set(c.method, byCall);
-    }
+    const byCall = this.#window.group(c.serviceName, c.method);
     // Servers by the status number; clients (a string) also by their peer.
     const key = client
       ? `${status} ${c.remoteAddress} ${c.remotePort}`
       : status;
     let series = byCall.get(key);
     if (series === undefined) {
-      if (this.#seriesCount >= this.#maxSeries) {
-        this.#counters.add("ebpf.grpc.series_dropped.too_many_series");
-        return;
-      }
+      if (!this.#window.hasRoom()) return;
       const attributes: Attributes = {};
       if (client) {
         attributes["server.address"] = c.remoteAddress;
@@ -221,8 +173,7 @@ export class GrpcWindows {
         attributes,
         histogram: new LogLinearHistogram(),
       };
-      byCall.set(key, series);
-      this.#seriesCount++;
+      this.#window.insert(byCall, key, series);
     }
     series.histogram.record(c.durationNs);
   }

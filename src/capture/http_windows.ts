@@ -20,7 +20,7 @@ import type {
   SpanRecord,
 } from "../model/records.ts";
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
-import { metricWindow } from "./window_records.ts";
+import { type CallWindowsOptions, OpenWindow } from "./window_records.ts";
 import { normaliseRoute } from "../aggregate/routes.ts";
 import { HTTP_METHODS, type Traceparent } from "../decode/http1.ts";
 import { SpanMaker } from "./span_maker.ts";
@@ -46,19 +46,7 @@ export interface HttpExchange {
 }
 
 /** Options of {@linkcode HttpWindows}. */
-export interface HttpWindowsOptions {
-  /** Uses protocols.http.route_patterns, attributes and sampling.rate. */
-  beyla: BeylaConfig;
-  counters: Counters;
-  /** Start of the first window (Unix ms); default now. */
-  startMs?: number;
-  /** Series per window before new ones are dropped (counted). Default 10000. */
-  maxSeries?: number;
-  /** Spans held until takeSpans() before new ones are dropped (counted). Default 50000. */
-  maxPendingSpans?: number;
-  /** Random bytes for trace and span ids; default crypto.getRandomValues. */
-  randomBytes?: (into: Uint8Array) => void;
-}
+export type HttpWindowsOptions = CallWindowsOptions;
 
 interface Series {
   serviceName: string;
@@ -86,31 +74,21 @@ export function isHttpError(side: CallSide, statusCode: number): boolean {
 export class HttpWindows {
   readonly #beyla: BeylaConfig;
   readonly #counters: Counters;
-  readonly #maxSeries: number;
   readonly #spans: SpanMaker;
   readonly #routes = new Map<string, string>();
   /** Open window: service → route → method/status/side (→ peer for clients). */
-  #series = new Map<string, Map<string, Map<string | number, Series>>>();
-  #seriesCount = 0;
-  #windowStartMs: number;
+  readonly #window: OpenWindow<Series>;
 
   constructor(options: HttpWindowsOptions) {
     this.#beyla = options.beyla;
     this.#counters = options.counters;
-    this.#maxSeries = options.maxSeries ?? 10_000;
-    this.#spans = new SpanMaker({
-      beyla: options.beyla,
-      counters: options.counters,
-      kind: "http",
-      maxPendingSpans: options.maxPendingSpans,
-      randomBytes: options.randomBytes,
-    });
-    this.#windowStartMs = options.startMs ?? Date.now();
+    this.#spans = new SpanMaker({ ...options, kind: "http" });
+    this.#window = new OpenWindow("http", options);
   }
 
   /** Series in the open window. */
   get seriesCount(): number {
-    return this.#seriesCount;
+    return this.#window.count;
   }
 
   /** Spans waiting for takeSpans(). */
@@ -136,51 +114,24 @@ export class HttpWindows {
    * latencies in ms. The next window starts at `endMs`.
    */
   closeWindow(endMs = Date.now()): HttpMetricRecord[] {
-    const windowStartMs = this.#windowStartMs;
-    const timestampMs = Math.max(endMs, windowStartMs);
-    this.#windowStartMs = timestampMs;
-    const records: HttpMetricRecord[] = [];
-    for (const s of this.#allSeries()) {
-      records.push({
-        ...metricWindow(s, timestampMs, windowStartMs),
-        method: s.method,
-        route: s.route,
-        statusCode: s.statusCode,
-      });
-    }
-    this.#series = new Map();
-    this.#seriesCount = 0;
-    return records;
-  }
-
-  *#allSeries(): Generator<Series> {
-    for (const routes of this.#series.values()) {
-      for (const series of routes.values()) yield* series.values();
-    }
+    return this.#window.close(endMs, (s, window) => ({
+      ...window,
+      method: s.method,
+      route: s.route,
+      statusCode: s.statusCode,
+    }));
   }
 
   #addToSeries(x: HttpExchange, route: string): void {
     const client = x.side === "client";
-    let routes = this.#series.get(x.serviceName);
-    if (routes === undefined) {
-      routes = new Map();
-      this.#series.set(x.serviceName, routes);
-    }
-    let byCall = routes.get(route);
-    if (byCall === undefined) {
-      byCall = new Map();
-      routes.set(route, byCall);
-    }
+    const byCall = this.#window.group(x.serviceName, route);
     // Servers (the hot path) by a number; clients also by their peer.
     const key = client
       ? `${x.method} ${x.statusCode} ${x.remoteAddress} ${x.remotePort}`
       : (METHOD_NUMBER.get(x.method) ?? 0) * 1000 + x.statusCode;
     let series = byCall.get(key);
     if (series === undefined) {
-      if (this.#seriesCount >= this.#maxSeries) {
-        this.#counters.add("ebpf.http.series_dropped.too_many_series");
-        return;
-      }
+      if (!this.#window.hasRoom()) return;
       const attributes: Attributes = {};
       if (client) {
         attributes["server.address"] = x.remoteAddress;
@@ -196,8 +147,7 @@ export class HttpWindows {
         attributes,
         histogram: new LogLinearHistogram(),
       };
-      byCall.set(key, series);
-      this.#seriesCount++;
+      this.#window.insert(byCall, key, series);
     }
     series.histogram.record(x.durationNs);
   }

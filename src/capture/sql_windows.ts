@@ -17,7 +17,6 @@
  *
  * @module
  */
-import type { BeylaConfig } from "../config/schema.ts";
 import type { Counters } from "../model/counters.ts";
 import type {
   Attributes,
@@ -26,7 +25,7 @@ import type {
   SqlMetricRecord,
 } from "../model/records.ts";
 import { LogLinearHistogram } from "../aggregate/log_linear.ts";
-import { metricWindow } from "./window_records.ts";
+import { type CallWindowsOptions, OpenWindow } from "./window_records.ts";
 import { SpanMaker } from "./span_maker.ts";
 
 /** One query or command and its answer, as the capture saw them. */
@@ -54,19 +53,7 @@ export interface SqlCall {
 }
 
 /** Options of {@linkcode SqlWindows}. */
-export interface SqlWindowsOptions {
-  /** Uses attributes and sampling.rate. */
-  beyla: BeylaConfig;
-  counters: Counters;
-  /** Start of the first window (Unix ms); default now. */
-  startMs?: number;
-  /** Series per window before new ones are dropped (counted). Default 10000. */
-  maxSeries?: number;
-  /** Spans held until takeSpans() before new ones are dropped (counted). Default 50000. */
-  maxPendingSpans?: number;
-  /** Random bytes for trace and span ids; default crypto.getRandomValues. */
-  randomBytes?: (into: Uint8Array) => void;
-}
+export type SqlWindowsOptions = CallWindowsOptions;
 
 interface Series {
   serviceName: string;
@@ -97,29 +84,19 @@ export function sqlSpanName(call: SqlCall): string {
 
 export class SqlWindows {
   readonly #counters: Counters;
-  readonly #maxSeries: number;
   readonly #spans: SpanMaker;
   /** Open window: service → table → side, system, operation, error (, peer). */
-  #series = new Map<string, Map<string, Map<string, Series>>>();
-  #seriesCount = 0;
-  #windowStartMs: number;
+  readonly #window: OpenWindow<Series>;
 
   constructor(options: SqlWindowsOptions) {
     this.#counters = options.counters;
-    this.#maxSeries = options.maxSeries ?? 10_000;
-    this.#spans = new SpanMaker({
-      beyla: options.beyla,
-      counters: options.counters,
-      kind: "sql",
-      maxPendingSpans: options.maxPendingSpans,
-      randomBytes: options.randomBytes,
-    });
-    this.#windowStartMs = options.startMs ?? Date.now();
+    this.#spans = new SpanMaker({ ...options, kind: "sql" });
+    this.#window = new OpenWindow("sql", options);
   }
 
   /** Series in the open window. */
   get seriesCount(): number {
-    return this.#seriesCount;
+    return this.#window.count;
   }
 
   /** Spans waiting for takeSpans(). */
@@ -144,50 +121,25 @@ export class SqlWindows {
    * latencies in ms. The next window starts at `endMs`.
    */
   closeWindow(endMs = Date.now()): SqlMetricRecord[] {
-    const windowStartMs = this.#windowStartMs;
-    const timestampMs = Math.max(endMs, windowStartMs);
-    this.#windowStartMs = timestampMs;
-    const records: SqlMetricRecord[] = [];
-    for (const tables of this.#series.values()) {
-      for (const series of tables.values()) {
-        for (const s of series.values()) {
-          records.push({
-            ...metricWindow(s, timestampMs, windowStartMs),
-            dbSystem: s.dbSystem,
-            operation: s.operation,
-            table: s.table,
-            errorType: s.errorType,
-          });
-        }
-      }
-    }
-    this.#series = new Map();
-    this.#seriesCount = 0;
-    return records;
+    return this.#window.close(endMs, (s, window) => ({
+      ...window,
+      dbSystem: s.dbSystem,
+      operation: s.operation,
+      table: s.table,
+      errorType: s.errorType,
+    }));
   }
 
   #addToSeries(c: SqlCall): void {
     const client = c.side === "client";
-    let tables = this.#series.get(c.serviceName);
-    if (tables === undefined) {
-      tables = new Map();
-      this.#series.set(c.serviceName, tables);
-    }
-    let byCall = tables.get(c.table);
-    if (byCall === undefined) {
-      byCall = new Map();
-      tables.set(c.table, byCall);
-    }
+    const byCall = this.#window.group(c.serviceName, c.table);
     // NUL never occurs in the names, so keys cannot run into each other.
     const key = client
       ? `c\0${c.dbSystem}\0${c.operation}\0${c.errorType}\0${c.remoteAddress}\0${c.remotePort}`
       : `s\0${c.dbSystem}\0${c.operation}\0${c.errorType}`;
     let series = byCall.get(key);
     if (series === undefined) {
-      if (this.#seriesCount >= this.#maxSeries) {
-        this.#counters.add("ebpf.sql.series_dropped.too_many_series");
-        return;
-      }
+      if (!this.#window.hasRoom()) return;
       const attributes: Attributes = {};
       if (client) {
         attributes["server.address"] = c.remoteAddress;
@@ -204,8 +156,7 @@ export class SqlWindows {
         attributes,
         histogram: new LogLinearHistogram(),
       };
-      byCall.set(key, series);
-      this.#seriesCount++;
+      this.#window.insert(byCall, key, series);
     }
     series.histogram.record(c.durationNs);
   }
