@@ -20,7 +20,7 @@
  */
 import { ColonyStore } from "../../src/colony/store.ts";
 import { Counters } from "../../src/model/counters.ts";
-import { freePort } from "../support/agent_process.ts";
+import { startSink } from "./sink.ts";
 import {
   ColonyProcess,
   colonyProto,
@@ -174,33 +174,6 @@ async function pushAll(
   const seconds = (performance.now() - start) / 1000;
   const rows = ok * ROWS_PER_BATCH;
   return { rows, seconds, perSecond: rows / seconds, failures, bytes };
-}
-
-async function startSink(): Promise<
-  { url: string; stop: () => Promise<void> }
-> {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./sink_server.ts", import.meta.url).pathname,
-      String(port),
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  await reader.read();
-  reader.releaseLock();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-    },
-  };
 }
 
 /**

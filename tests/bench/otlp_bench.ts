@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { AgentProcess, freePort } from "../support/agent_process.ts";
+import { AgentProcess } from "../support/agent_process.ts";
+import { startSink } from "./sink.ts";
 import {
   histogramRequests,
   hourOfHistograms,
@@ -81,33 +82,6 @@ function rssSampler(pid: number) {
   };
   const timer = setInterval(read, 100);
   return { stop: () => (clearInterval(timer), read(), peak) };
-}
-
-async function startSink(): Promise<
-  { url: string; stop: () => Promise<void> }
-> {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./sink_server.ts", import.meta.url).pathname,
-      String(port),
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  await reader.read();
-  reader.releaseLock();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-    },
-  };
 }
 
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
